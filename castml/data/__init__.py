@@ -1,0 +1,1 @@
+"""Data: synthetic generators, drift scenarios, loaders and validation."""

@@ -1,0 +1,1 @@
+"""Training-time model code (torch, LightGBM, scikit-learn)."""
