@@ -1,0 +1,57 @@
+# castml: every target bootstraps what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: help setup tools demo test test-fast check lint format typecheck compile bench clean kind-up images kind-deploy e2e
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) and installing pinned packages (torch CPU first)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) tools  ## create the venv with pinned packages, and helm/kubectl
+tools:  ## unpack helm and kubectl into .tools/bin
+	@bash scripts/install_tools.sh
+
+demo: setup  ## MLflow + the training pipeline (kfp.local) on this machine
+	$(BIN)/castml demo
+
+test: setup  ## the whole test suite (unit, integration with real servers, chart checks)
+	$(BIN)/pytest
+
+test-fast: setup  ## unit tests only
+	$(BIN)/pytest -m "not integration"
+
+lint: setup  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: setup  ## mypy (strict on serving/ and monitoring/)
+	$(BIN)/mypy castml pipelines serving monitoring
+
+compile: setup  ## regenerate pipelines/compiled/*.yaml
+	$(BIN)/castml pipeline compile
+
+check: lint typecheck  ## what CI runs before the tests: lint, types, generated files up to date
+	$(BIN)/castml pipeline compile
+	git diff --exit-code -- pipelines/compiled
+
+bench: setup  ## benchmarks: ratios against a peer measured in the same run
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The `castml` command: one face over pipelines, serving and monitoring."""

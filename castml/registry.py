@@ -1,0 +1,125 @@
+"""MLflow names and registry operations: the contract of DESIGN.md §4.
+
+Experiment `castml/<project>`, registered model `<project>`, aliases `champion`
+(serving) and `challenger` (passed the gates), version tags `castml.*`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from castml.errors import MlflowUnavailableError, RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+
+TAG_DATA_HASH = "castml.data_hash"
+TAG_PIPELINE_RUN = "castml.pipeline_run_id"
+TAG_GATE = "castml.gate"
+TAG_RETRAIN_REASON = "castml.retrain_reason"
+TAG_PROMOTED_FROM = "castml.promoted_from"
+RETRAIN_REASONS = ("initial", "schedule", "drift", "performance", "manual")
+
+# Inside a run
+MODEL_NAME = "model"  # the logged pyfunc model
+MODEL_DIR_IN_PYFUNC = "artifacts/model"  # the AeGbmModel directory inside the pyfunc
+REFERENCE_ARTIFACT = "reference/reference.parquet"  # drift reference: features, target, score
+BACKGROUND_ARTIFACT = "explainer/background.npy"  # SHAP background, float32 [B, F]
+REPORT_ARTIFACT = "evaluation/report.html"
+
+
+def experiment_name(project: str) -> str:
+    return f"castml/{project}"
+
+
+def monitoring_experiment_name(project: str) -> str:
+    return f"castml/{project}/monitoring"
+
+
+def ensure_reachable(uri: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, naming the URI, instead of letting MLflow retry for minutes."""
+    if not uri.startswith(("http://", "https://")):
+        return  # file/sqlite stores: nothing to reach
+    try:
+        response = httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise MlflowUnavailableError(uri, f"{type(exc).__name__}: {exc}") from exc
+    if response.status_code != 200:
+        raise MlflowUnavailableError(uri, f"/health answered {response.status_code}")
+
+
+def client(uri: str, timeout_s: float = 10.0) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    ensure_reachable(uri, timeout_s)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def alias_version(mlflow_client: MlflowClient, project: str, alias: str) -> ModelVersion | None:
+    """The version behind `alias`, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.get_model_version_by_alias(project, alias)
+    except MlflowException:
+        return None
+
+
+def resolve_version(mlflow_client: MlflowClient, project: str, ref: str | int) -> ModelVersion:
+    """A concrete version from `3`, `champion` or `@champion`: what serving pins."""
+    from mlflow.exceptions import MlflowException
+
+    text = str(ref).lstrip("@")
+    if text.isdigit():
+        try:
+            return mlflow_client.get_model_version(project, text)
+        except MlflowException as exc:
+            raise RegistryError(f"model '{project}' has no version {text}") from exc
+    found = alias_version(mlflow_client, project, text)
+    if found is None:
+        raise RegistryError(f"model '{project}' has no alias @{text}")
+    return found
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    aliases: list[str]
+    gate: str
+    reason: str
+    data_hash: str
+    run_id: str
+    created_ms: int
+
+
+def list_versions(mlflow_client: MlflowClient, project: str) -> list[VersionRow]:
+    versions = mlflow_client.search_model_versions(f"name='{project}'")
+    rows = [
+        VersionRow(
+            version=int(v.version), aliases=sorted(v.aliases or []),
+            gate=v.tags.get(TAG_GATE, ""), reason=v.tags.get(TAG_RETRAIN_REASON, ""),
+            data_hash=v.tags.get(TAG_DATA_HASH, ""), run_id=v.run_id or "",
+            created_ms=int(v.creation_timestamp or 0),
+        )
+        for v in versions
+    ]
+    return sorted(rows, key=lambda r: r.version)
+
+
+def download_model_dir(project: str, version: int | str, dest: Path, tracking_uri: str) -> Path:
+    """Download a registered version and return its AeGbmModel directory."""
+    import mlflow.artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{project}/{version}", dst_path=str(dest), tracking_uri=tracking_uri
+    )
+    return Path(local) / MODEL_DIR_IN_PYFUNC
