@@ -7,6 +7,7 @@ classification or regression) needs only a new spec file, never new code.
 from __future__ import annotations
 
 import copy
+import functools
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -95,6 +96,9 @@ class ModelSpec(_Strict):
             for block, values in layer.items():
                 if block not in params:
                     raise SpecError(f"override names unknown parameter block '{block}'")
+                unknown = sorted(set(values) - set(params[block]) - {"seed"})
+                if unknown:
+                    raise SpecError(f"unknown {block} parameter(s): {', '.join(unknown)}")
                 params[block].update(values)
         return params
 
@@ -162,8 +166,9 @@ class ProjectSpec(_Strict):
         return self.task is Task.BINARY
 
 
+@functools.lru_cache(maxsize=64)
 def load_spec(name_or_path: str | Path) -> ProjectSpec:
-    """Load a spec by project name (bundled) or by a path to a YAML file."""
+    """Load a spec by project name (bundled) or by a path to a YAML file (cached: specs are frozen)."""
     path = Path(name_or_path)
     if path.suffix not in {".yaml", ".yml"}:
         path = PROJECTS_DIR / f"{name_or_path}.yaml"

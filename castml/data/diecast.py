@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from castml.errors import SpecError
+from castml.spec import load_spec
 
 LABEL_NOISE = 0.02
 # Calibrated once on 200k shots so that the defect rate is ~12 % (see tests).
@@ -146,6 +147,9 @@ def generate(n: int, seed: int = 0, scenario: str = "none", severity: float = 1.
         raise SpecError("the generator needs n >= 1 rows")
     rng = np.random.default_rng(seed)
     shots = _shots(rng, n, SCENARIOS[scenario](n, severity))
+    # Gaussian tails can cross a physical limit (a negative speed); a sensor never does.
+    for feature in load_spec("diecast").features:
+        shots[feature.name] = np.clip(shots[feature.name], *feature.bounds)
     probability = 1.0 / (1.0 + np.exp(-defect_logit(shots)))
     label = rng.random(n) < probability
     flip = rng.random(n) < LABEL_NOISE

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from castml.models.metrics import tune_threshold
-from castml.runtime.ae_gbm import AeGbmModel, Manifest
+from castml.runtime.ae_gbm import Manifest
 from castml.runtime.encoder import NumpyEncoder
 from castml.spec import ProjectSpec
 
@@ -115,14 +115,14 @@ def _threshold(spec: ProjectSpec, y: np.ndarray, score: np.ndarray) -> float:
 
 
 def train(
-    spec: ProjectSpec, train_frame: pd.DataFrame, validation_frame: pd.DataFrame, out: Path,
+    spec: ProjectSpec, train_frame: pd.DataFrame, validation_frame: pd.DataFrame,
+    model_dir: Path, baseline_dir: Path,
     params: dict[str, dict[str, Any]], on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Train the model and the baseline into `out/model` and `out/baseline`."""
+    """Train the served model into `model_dir` and the ablation baseline into `baseline_dir`."""
     seed = spec.model.seed
     x_train, y_train = features_and_target(train_frame, spec)
     x_val, y_val = features_and_target(validation_frame, spec)
-    model_dir, baseline_dir = out / "model", out / "baseline"
     model_dir.mkdir(parents=True, exist_ok=True)
     baseline_dir.mkdir(parents=True, exist_ok=True)
 
@@ -134,12 +134,15 @@ def train(
     scaled_train = (x_train - mean) / scale
     scaled_val = (x_val - mean) / scale
 
-    autoencoder, history = train_autoencoder(scaled_train, y_train, spec, params["autoencoder"], seed, on_epoch)
+    ae_p, gbm_p = params["autoencoder"], params["gbm"]
+    autoencoder, history = train_autoencoder(
+        scaled_train, y_train, spec, ae_p, int(ae_p.get("seed", seed)), on_epoch
+    )
     autoencoder.encoder.export(model_dir / "encoder.npz")
     encoder = NumpyEncoder.load(model_dir / "encoder.npz")
 
-    gbm_p = params["gbm"]
-    booster = fit_gbm(np.hstack([scaled_train, encoder(scaled_train)]), y_train, spec, gbm_p, seed)
+    gbm_seed = int(gbm_p.get("seed", seed))
+    booster = fit_gbm(np.hstack([scaled_train, encoder(scaled_train)]), y_train, spec, gbm_p, gbm_seed)
     booster.save_model(str(model_dir / "gbm.txt"))
     val_score = booster.predict(np.hstack([scaled_val, encoder(scaled_val)]))
     Manifest(
@@ -149,7 +152,7 @@ def train(
         class_names=list(spec.class_names) if spec.class_names else None,
     ).write(model_dir)
 
-    baseline = fit_gbm(scaled_train, y_train, spec, gbm_p, seed)
+    baseline = fit_gbm(scaled_train, y_train, spec, gbm_p, gbm_seed)
     baseline.save_model(str(baseline_dir / "gbm.txt"))
     threshold = _threshold(spec, y_val, np.asarray(baseline.predict(scaled_val)))
     (baseline_dir / "baseline.json").write_text(json.dumps({"threshold": threshold}))
@@ -168,6 +171,3 @@ class BaselineModel:
     def score(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict((x - self.mean) / self.scale), dtype=np.float64)
 
-
-def load_model(directory: Path) -> AeGbmModel:
-    return AeGbmModel.load(directory)

@@ -1,0 +1,133 @@
+"""Evaluate a candidate on the holdout: against its floors, the baseline and @champion."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from castml.models.metrics import (
+    GateVerdict,
+    apply_gates,
+    classification_metrics,
+    regression_metrics,
+)
+from castml.models.train import BaselineModel, features_and_target
+from castml.runtime.ae_gbm import AeGbmModel
+from castml.spec import ProjectSpec
+
+
+@dataclass
+class Evaluation:
+    task: str
+    test_rows: int
+    candidate: dict[str, float]
+    baseline: dict[str, float]
+    champion: dict[str, float] | None
+    champion_version: int | None
+    champion_note: str
+    gate: GateVerdict
+    threshold: float
+    confusion_matrix: list[list[int]] | None
+    roc: dict[str, list[float]] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Evaluation:
+        raw = dict(raw)
+        raw["gate"] = GateVerdict(**raw["gate"])
+        return cls(**raw)
+
+
+def _scores(spec: ProjectSpec, y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    if spec.is_classification:
+        return classification_metrics(y, score, threshold)
+    return regression_metrics(y, score)
+
+
+def evaluate(
+    spec: ProjectSpec, model_dir: Path, baseline_dir: Path, test: pd.DataFrame,
+    champion: tuple[int, Path] | None,
+) -> Evaluation:
+    """Score candidate, baseline and (when there is one) the champion on the same holdout."""
+    x, y = features_and_target(test, spec)
+    model = AeGbmModel.load(model_dir)
+    score = model.score(x)
+    threshold = model.manifest.threshold
+    candidate = _scores(spec, y, score, threshold)
+    baseline_model = BaselineModel(baseline_dir)
+    baseline = _scores(spec, y, baseline_model.score(x), baseline_model.threshold)
+
+    champion_metrics, champion_version, note = None, None, "no champion yet"
+    if champion is not None:
+        champion_version, champion_dir = champion
+        try:
+            reigning = AeGbmModel.load(champion_dir)
+            if reigning.features != spec.feature_names:
+                raise ValueError("its features differ from the spec's")
+            champion_metrics = _scores(spec, y, reigning.score(x), reigning.manifest.threshold)
+            note = f"champion is version {champion_version}"
+        except (OSError, ValueError, KeyError) as exc:
+            note = f"champion version {champion_version} cannot be scored on this holdout: {exc}"
+
+    confusion, roc = None, None
+    if spec.is_classification:
+        confusion = skm.confusion_matrix(y, (score >= threshold).astype(int), labels=[0, 1]).tolist()
+        fpr, tpr, _ = skm.roc_curve(y, score)
+        keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 50)).astype(int))
+        roc = {"fpr": fpr[keep].round(5).tolist(), "tpr": tpr[keep].round(5).tolist()}
+    return Evaluation(
+        task=str(spec.task), test_rows=len(test), candidate=candidate, baseline=baseline,
+        champion=champion_metrics, champion_version=champion_version, champion_note=note,
+        gate=apply_gates(candidate, champion_metrics, spec.gates), threshold=threshold,
+        confusion_matrix=confusion, roc=roc,
+    )
+
+
+def ablation_rows(evaluation: Evaluation) -> list[tuple[str, float, float, float | None]]:
+    """(metric, full model, 30-feature baseline, champion) rows, for tables."""
+    champion = evaluation.champion or {}
+    return [
+        (name, value, evaluation.baseline[name], champion.get(name))
+        for name, value in evaluation.candidate.items()
+    ]
+
+
+def render_report(spec: ProjectSpec, evaluation: Evaluation, data_hash: str) -> str:
+    """A self-contained HTML evaluation report (logged to MLflow with the run)."""
+    def cell(value: float | None) -> str:
+        return "&ndash;" if value is None else f"{value:.4f}"
+
+    rows = "".join(
+        f"<tr><td>{name}</td><td>{cell(full)}</td><td>{cell(base)}</td><td>{cell(champ)}</td></tr>"
+        for name, full, base, champ in ablation_rows(evaluation)
+    )
+    verdict = "PASSED" if evaluation.gate.passed else "FAILED"
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in evaluation.gate.reasons)
+    confusion = ""
+    if evaluation.confusion_matrix:
+        (tn, fp), (fn, tp) = evaluation.confusion_matrix
+        negative, positive = spec.class_names or ("0", "1")
+        confusion = (
+            "<h2>Confusion matrix (holdout)</h2><table><tr><th></th>"
+            f"<th>predicted {negative}</th><th>predicted {positive}</th></tr>"
+            f"<tr><th>actual {negative}</th><td>{tn}</td><td>{fp}</td></tr>"
+            f"<tr><th>actual {positive}</th><td>{fn}</td><td>{tp}</td></tr></table>"
+        )
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>castml evaluation: {spec.name}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}</style></head><body>
+<h1>Evaluation of a {html.escape(spec.name)} candidate</h1>
+<p>Task {evaluation.task}; {evaluation.test_rows} holdout rows; data hash <code>{data_hash}</code>;
+decision threshold {evaluation.threshold:.4f}; {html.escape(evaluation.champion_note)}.</p>
+<h2>Gate: {verdict}</h2><ul>{reasons}</ul>
+<h2>Ablation</h2><table><tr><th>metric</th><th>AutoEncoder + GBM</th><th>GBM on raw features</th>
+<th>@champion</th></tr>{rows}</table>{confusion}</body></html>"""

@@ -1,0 +1,7 @@
+"""MLflow "models from code" entry: the pyfunc is built from this file, not unpickled."""
+
+import mlflow.models
+
+from castml.runtime.pyfunc import AeGbmPyfunc
+
+mlflow.models.set_model(AeGbmPyfunc())

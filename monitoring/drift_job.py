@@ -1,0 +1,134 @@
+"""`castml drift run`: the version behind @champion, its window, its reference -> result.
+
+The result (JSON), the Evidently HTML reports and headline metrics go to an MLflow
+run in `castml/<project>/monitoring`, tagged with the model version; gauges go to a
+Prometheus textfile. A window below `min_window_rows` is an `insufficient_data`
+result: logged, never an error, never a retrain trigger.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+import pandas as pd
+
+from castml import registry
+from castml.errors import RegistryError
+from castml.spec import ProjectSpec, load_spec
+from monitoring.drift import SCORE, DriftResult, evaluate
+from monitoring.drift_metrics import write_gauges
+from monitoring.settings import DriftSettings
+from monitoring.window import Window, parse_window, read_labels, read_traffic
+
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
+    from mlflow import MlflowClient
+
+TAG_MODEL_VERSION = "castml.model_version"
+TAG_PROJECT = "castml.project"
+TAG_STATUS = "castml.drift.status"
+TAG_DATASET_DRIFT = "castml.drift.dataset_drift"
+RESULT_ARTIFACT = "drift/result.json"
+
+
+def champion(client: MlflowClient, project: str) -> tuple[str, str]:
+    """(version, run id) behind @champion."""
+    version = registry.alias_version(client, project, registry.CHAMPION)
+    if version is None:
+        raise RegistryError(f"model '{project}' has no @{registry.CHAMPION}: nothing to monitor")
+    return str(version.version), str(version.run_id)
+
+
+def load_reference(client: MlflowClient, run_id: str, dest: Path) -> pd.DataFrame:
+    path = client.download_artifacts(run_id, registry.REFERENCE_ARTIFACT, str(dest))
+    return pd.read_parquet(path)
+
+
+def current_frame(settings: DriftSettings, spec: ProjectSpec, version: str, window: Window) -> pd.DataFrame:
+    """Window rows with `score` and, where it arrived, the delayed label as the target."""
+    traffic = read_traffic(settings.home.resolve() / "logs", spec.name, version, window)
+    if traffic.empty:
+        return traffic
+    traffic = traffic[traffic["probability"].notna()].rename(columns={"probability": SCORE})
+    labels = read_labels(settings.home.resolve() / "logs", spec.name, window)
+    labels = labels.rename(columns={"label": spec.target})
+    return traffic.merge(labels, on="request_id", how="left")
+
+
+def experiment_id(client: MlflowClient, project: str) -> str:
+    name = registry.monitoring_experiment_name(project)
+    found = client.get_experiment_by_name(name)
+    return str(found.experiment_id) if found else str(client.create_experiment(name))
+
+
+def run_drift(
+    project: str, window_text: str = "1d", settings: DriftSettings | None = None,
+    end: datetime | None = None,
+) -> DriftResult:
+    from monitoring.settings import from_env
+
+    settings = settings or from_env(DriftSettings)
+    spec = load_spec(project)
+    window = Window.ending(parse_window(window_text), end)
+    client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
+    version, model_run = champion(client, project)
+    with tempfile.TemporaryDirectory(prefix="castml-drift-") as tmp:
+        reference = load_reference(client, model_run, Path(tmp))
+        current = current_frame(settings, spec, version, window)
+        result = DriftResult(
+            project=project, model_version=version,
+            window={"spec": window_text, "start": window.start.isoformat(), "end": window.end.isoformat()},
+            rows={"current": len(current), "reference": len(reference), "labeled": 0},
+            computed_at=datetime.now(UTC).isoformat(),
+        )
+        snapshots: list[tuple[str, Snapshot]] = []
+        if len(current) < spec.monitoring.min_window_rows:
+            result.status = "insufficient_data"
+            result.reason = (
+                f"{len(current)} rows in the window, fewer than min_window_rows="
+                f"{spec.monitoring.min_window_rows}"
+            )
+        else:
+            snapshots = evaluate(
+                result, reference, current, spec, settings.drift_method or None,
+                settings.drift_score_method or None,
+            )
+        log_result(client, result, snapshots, Path(tmp))
+    write_gauges(settings.metrics_path, result)
+    return result
+
+
+def log_result(
+    client: MlflowClient, result: DriftResult, snapshots: list[tuple[str, Snapshot]], tmp: Path
+) -> None:
+    """One MLflow run per drift job: tags, headline metrics, HTML reports, the JSON result."""
+    tags = {
+        TAG_PROJECT: result.project, TAG_MODEL_VERSION: result.model_version,
+        TAG_STATUS: result.status, TAG_DATASET_DRIFT: str(result.dataset_drift).lower(),
+        "mlflow.runName": f"drift-v{result.model_version}-{result.window['end'][:16]}",
+    }
+    run = client.create_run(experiment_id(client, result.project), tags=tags)
+    run_id = run.info.run_id
+    result.mlflow_run_id = run_id
+    metrics: dict[str, float] = {f"rows_{k}": float(v) for k, v in result.rows.items()}
+    if result.drift_share is not None:
+        metrics["drift_share"] = result.drift_share
+    if result.prediction_drift is not None:
+        metrics["prediction_drift_score"] = result.prediction_drift.score
+    for name, value in (result.performance or {}).items():
+        metrics[f"realised_{name}"] = value
+    for name, value in metrics.items():
+        client.log_metric(run_id, name, value)
+    out = tmp / "out" / "drift"
+    out.mkdir(parents=True)
+    for name, snapshot in snapshots:
+        snapshot.save_html(str(out / f"{name}_report.html"))
+    if snapshots:
+        result.report_uri = f"{run.info.artifact_uri.rstrip('/')}/drift/drift_report.html"
+    (out / "result.json").write_bytes(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2))
+    client.log_artifacts(run_id, str(out), "drift")
+    client.set_terminated(run_id)

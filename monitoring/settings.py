@@ -1,0 +1,114 @@
+"""Settings of the monitoring deployables (`CASTML_` prefix), one class each.
+
+The collector, the drift job and the retrain policy run as separate processes in a
+cluster (Deployment, CronJob, Deployment), so each reads only what it needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import Field
+
+from castml.settings import PlatformSettings
+
+S = TypeVar("S", bound=PlatformSettings)
+
+
+class CollectorSettings(PlatformSettings):
+    """The payload collector: KServe logger CloudEvents and delayed labels -> Parquet."""
+
+    collector_host: str = Field("127.0.0.1", description="Interface the collector binds (loopback by default).")
+    collector_port: int = Field(8090, description="Port of the collector's HTTP server.")
+    collector_token: str | None = Field(
+        None,
+        description="Bearer token every ingest endpoint requires. Unset together with the HMAC key: "
+        "the collector refuses to start (no anonymous ingest).",
+    )
+    collector_hmac_key: str | None = Field(
+        None,
+        description="Shared key for `X-Castml-Signature: sha256=<hex>` over the raw body, accepted "
+        "instead of the bearer token.",
+    )
+    collector_queue_size: int = Field(
+        10_000, description="Events held in memory before the collector answers 503 + Retry-After."
+    )
+    collector_batch_rows: int = Field(5_000, description="Rows per Parquet file, at most.")
+    collector_flush_s: float = Field(
+        2.0, description="Seconds between Parquet flushes; also bounds how stale the files are."
+    )
+    collector_orphan_s: float = Field(
+        60.0,
+        description="Seconds a request waits for its response (or the reverse) before it is written "
+        "as an orphan.",
+    )
+    collector_retry_after_s: int = Field(1, description="Retry-After seconds on a 503.")
+    collector_default_project: str = Field(
+        "diecast", description="Project of feedback posts that name none."
+    )
+    collector_wal_dir: Path | None = Field(
+        None, description="Write-ahead log folder. Unset: <home>/collector-wal."
+    )
+    collector_dedupe_keys: int = Field(
+        1_000_000, description="Recent event keys kept to answer duplicates idempotently."
+    )
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home.resolve() / "logs"
+
+    @property
+    def wal_dir(self) -> Path:
+        return (self.collector_wal_dir or self.home / "collector-wal").resolve()
+
+
+class DriftSettings(PlatformSettings):
+    """The drift job: a window of logged traffic against the champion's reference sample."""
+
+    drift_method: str = Field(
+        "ks",
+        description="Evidently stat test for every feature (ks: p-value, so the spec's "
+        "stattest_threshold reads as a significance level). Empty: Evidently's choice by size.",
+    )
+    drift_score_method: str = Field(
+        "ks", description="Stat test for prediction drift on the model's score."
+    )
+    drift_metrics_file: Path | None = Field(
+        None, description="Prometheus textfile the gauges go to. Unset: <home>/metrics/drift.prom."
+    )
+
+    @property
+    def metrics_path(self) -> Path:
+        return (self.drift_metrics_file or self.home / "metrics" / "drift.prom").resolve()
+
+
+class RetrainSettings(PlatformSettings):
+    """The retrain policy and its HTTP endpoint (also the Alertmanager webhook receiver)."""
+
+    retrain_host: str = Field("127.0.0.1", description="Interface the retrain endpoint binds.")
+    retrain_port: int = Field(8091, description="Port of the retrain endpoint.")
+    retrain_token: str | None = Field(
+        None, description="Bearer token the retrain endpoint requires (refuses to start without)."
+    )
+    retrain_max_run_hours: float = Field(
+        6.0, description="A started run older than this no longer counts as in flight (dedupe)."
+    )
+    kfp_host: str | None = Field(
+        None, description="KFP API endpoint: set, retrains are submitted there; unset, kfp.local."
+    )
+
+    @property
+    def decisions_dir(self) -> Path:
+        return self.home.resolve() / "retrain"
+
+
+def from_env(cls: type[S], **wiring: object) -> S:
+    """`cls()` read from the environment, with process-wiring overrides (CLI flags).
+
+    The one call site of the constructor: without the pydantic mypy plugin, mypy takes
+    every field for a required argument, because pydantic-settings fills them from the
+    environment at run time.
+    """
+    settings = cls()  # type: ignore[call-arg]
+    return settings.model_copy(update={k: v for k, v in wiring.items() if v is not None})

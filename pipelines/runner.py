@@ -1,0 +1,163 @@
+"""Run the training pipeline: locally through kfp.local, or on a KFP API (submit, schedule)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from castml.errors import CastmlError
+
+COMPILED_DIR = Path(__file__).parent / "compiled"
+TASKS = ("validate", "split", "train", "evaluate", "register")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
+EPOCH = re.compile(r"autoencoder epoch (\d+)/(\d+)")
+USER_ERROR = re.compile(r"castml\.errors\.\w+: (.*)")
+
+
+class PipelineFailed(CastmlError):
+    """A pipeline task failed; the message names the task and the cause."""
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    version: int
+    run_dir: Path
+    log_file: Path
+
+
+# (event, detail) with event in {"task", "epoch"}: the CLI draws progress from these.
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+
+
+class LogTap(io.TextIOBase):
+    """A stdout/stderr stand-in: writes kfp.local's output to a log, watching for progress."""
+
+    def __init__(self, log: io.TextIOBase, on_progress: ProgressCallback | None) -> None:
+        self.log = log
+        self.on_progress = on_progress
+        self.buffer_ = ""
+        self.failed_task: str | None = None
+        self.user_error: str | None = None
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.buffer_ += text
+        *lines, self.buffer_ = self.buffer_.split("\n")
+        for line in lines:
+            self._watch(ANSI.sub("", line))
+        return len(text)
+
+    def _watch(self, line: str) -> None:
+        if found := TASK_DONE.search(line):
+            task, status = found.groups()
+            if status != "SUCCESS":
+                self.failed_task = self.failed_task or task
+            if self.on_progress:
+                self.on_progress("task", {"task": task, "status": status})
+        elif found := EPOCH.search(line):
+            if self.on_progress:
+                self.on_progress("epoch", {"epoch": int(found[1]), "epochs": int(found[2])})
+        elif found := USER_ERROR.search(line):
+            self.user_error = found[1]
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
+def run_local(
+    project: str, tracking_uri: str, pipeline_root: Path, *, reason: str = "manual",
+    profile: str = "", params_override: str = "", data_path: str = "",
+    on_progress: ProgressCallback | None = None,
+) -> LocalRun:
+    """One kfp.local run (SubprocessRunner, this environment, offline); returns the version."""
+    import logging
+
+    from kfp import local
+
+    from castml import registry
+    from pipelines.training import training_pipeline
+
+    registry.ensure_reachable(tracking_uri)
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    log_file = pipeline_root / "last-run.log"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
+               raise_on_error=True)
+    with log_file.open("w") as log:
+        tap = LogTap(log, on_progress)  # type: ignore[arg-type]
+        handler = logging.StreamHandler(tap)
+        try:
+            with contextlib.redirect_stdout(tap), contextlib.redirect_stderr(tap):
+                # kfp.local swaps the root logger's handlers for its own stderr handler
+                logging.getLogger().addHandler(handler)
+                task = training_pipeline(
+                    project=project, mlflow_uri=tracking_uri, retrain_reason=reason,
+                    profile=profile, params_override=params_override, data_path=data_path,
+                )
+        except RuntimeError as exc:
+            where = f"task '{tap.failed_task}'" if tap.failed_task else "a task"
+            cause = tap.user_error or str(exc)
+            raise PipelineFailed(f"pipeline failed at {where}: {cause} (full log: {log_file})") from exc
+        finally:
+            logging.getLogger().removeHandler(handler)
+    runs = sorted(pipeline_root.glob("castml-training-*"), key=lambda p: p.stat().st_mtime)
+    return LocalRun(version=int(task.output), run_dir=runs[-1] if runs else pipeline_root, log_file=log_file)
+
+
+def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:
+    """Write the compiled pipeline YAML (checked in; a test recompiles and diffs it)."""
+    from kfp import compiler
+
+    from pipelines.training import training_pipeline
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "training.yaml"
+    compiler.Compiler().compile(training_pipeline, str(target))
+    return [target]
+
+
+def _client(host: str) -> Any:
+    import kfp
+
+    try:
+        client = kfp.Client(host=host)
+        client.get_kfp_healthz()
+    except Exception as exc:  # noqa: BLE001 - kfp raises many transport errors
+        raise CastmlError(f"KFP API at {host} is unreachable: {type(exc).__name__}: {exc}") from exc
+    return client
+
+
+def submit(host: str, project: str, mlflow_uri: str, reason: str = "manual", profile: str = "") -> str:
+    """Start one run on a KFP cluster from the compiled package; returns the run id."""
+    client = _client(host)
+    package = compile_all()[0]
+    run = client.create_run_from_pipeline_package(
+        str(package),
+        arguments={"project": project, "mlflow_uri": mlflow_uri, "retrain_reason": reason, "profile": profile},
+        experiment_name=f"castml-{project}",
+        run_name=f"{project}-{reason}",
+    )
+    return str(run.run_id)
+
+
+def schedule(host: str, project: str, mlflow_uri: str, cron: str) -> str:
+    """Register the recurring retrain (KFP 6-field cron, e.g. monthly `0 0 2 1 * *`)."""
+    if len(cron.split()) != 6:
+        raise CastmlError(f"cron '{cron}' must have 6 fields (seconds first), e.g. '0 0 2 1 * *'")
+    client = _client(host)
+    experiment = client.create_experiment(f"castml-{project}")
+    job = client.create_recurring_run(
+        experiment_id=experiment.experiment_id,
+        job_name=f"{project}-monthly-retrain",
+        cron_expression=cron,
+        pipeline_package_path=str(compile_all()[0]),
+        params={"project": project, "mlflow_uri": mlflow_uri, "retrain_reason": "schedule"},
+        max_concurrency=1,
+        no_catchup=True,
+    )
+    return str(job.recurring_run_id)

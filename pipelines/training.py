@@ -1,0 +1,40 @@
+"""The training pipeline: validate -> split -> train -> evaluate -> register.
+
+No `from __future__ import annotations`: KFP reads the real annotation objects.
+"""
+
+
+from kfp import dsl
+
+from pipelines import components
+
+PIPELINE_NAME = "castml-training"
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Train, gate and register a castml project's model.")
+def training_pipeline(
+    project: str = "diecast",
+    mlflow_uri: str = "http://mlflow.castml.svc.cluster.local:5000",
+    retrain_reason: str = "manual",
+    profile: str = "",
+    params_override: str = "",
+    data_path: str = "",
+) -> int:
+    validated = components.validate(project=project, data_path=data_path)
+    parts = components.split(project=project, dataset=validated.outputs["dataset"])
+    trained = components.train(
+        project=project, profile=profile, params_override=params_override,
+        train=parts.outputs["train"], validation=parts.outputs["validation"],
+    )
+    evaluated = components.evaluate(
+        project=project, mlflow_uri=mlflow_uri, data_hash=validated.outputs["Output"],
+        model=trained.outputs["model"], baseline=trained.outputs["baseline"], test=parts.outputs["test"],
+    )
+    registered = components.register(
+        project=project, mlflow_uri=mlflow_uri, data_hash=validated.outputs["Output"],
+        retrain_reason=retrain_reason, pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        profile=profile, params_override=params_override,
+        model=trained.outputs["model"], train=parts.outputs["train"],
+        evaluation=evaluated.outputs["evaluation"], report=evaluated.outputs["report"],
+    )
+    return registered.output

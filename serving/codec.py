@@ -1,0 +1,180 @@
+"""v2 (Open Inference Protocol) tensors <-> numpy, for REST JSON (+ binary extension) and gRPC.
+
+Accepts the two layouts of DESIGN.md §4: one `[N, F]` tensor in spec feature order,
+or one `[N]` tensor per feature. Every check is vectorised: no per-row Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from serving.errors import BadRequestError
+
+NUMERIC: dict[str, np.dtype[Any]] = {
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+}
+V2_DATATYPE = {np.dtype(v): k for k, v in NUMERIC.items()}
+BINARY_HEADER = "inference-header-content-length"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    values: np.ndarray  # flat, numeric
+
+
+def _shape(name: str, raw: Any) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not all(type(d) is int and d >= 0 for d in raw):
+        raise BadRequestError(f"input '{name}': 'shape' must be a list of non-negative integers")
+    return tuple(raw)
+
+
+def _numeric(name: str, datatype: Any) -> np.dtype[Any]:
+    if datatype not in NUMERIC:
+        raise BadRequestError(
+            f"input '{name}': datatype {datatype!r} is not supported; "
+            "send FP32 (or another numeric type)"
+        )
+    return NUMERIC[datatype]
+
+
+def _checked(name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    expected = int(np.prod(shape)) if shape else 1
+    if values.size != expected:
+        raise BadRequestError(
+            f"input '{name}': shape {list(shape)} needs {expected} values, got {values.size}"
+        )
+    return values
+
+
+def tensor_from_json(raw: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
+    """One input object of a REST request; `binary` is the tail after the JSON header, if any."""
+    if not isinstance(raw, dict):
+        raise BadRequestError(
+            "each entry of 'inputs' must be an object with name, shape, datatype, data"
+        )
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRequestError("an input has no 'name'")
+    shape = _shape(name, raw.get("shape"))
+    dtype = _numeric(name, raw.get("datatype"))
+    params = raw.get("parameters") or {}
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if "data" in raw:
+        try:
+            values = np.asarray(raw["data"])
+        except ValueError:
+            raise BadRequestError(f"input '{name}': 'data' is ragged; send a flat list") from None
+        # A string, null or boolean anywhere makes the array non-numeric: refuse, never coerce.
+        if values.dtype.kind not in "iuf":
+            raise BadRequestError(f"input '{name}': 'data' must hold numbers only")
+        values = values.reshape(-1).astype(dtype, copy=False)
+    elif type(size) is int and binary is not None:
+        if size < 0 or offset + size > len(binary) or size % dtype.itemsize:
+            raise BadRequestError(f"input '{name}': binary_data_size {size} does not fit the body")
+        values = np.frombuffer(binary[offset : offset + size], dtype=dtype.newbyteorder("<"))
+        offset += size
+    else:
+        raise BadRequestError(f"input '{name}' has no 'data'")
+    return Tensor(name, raw["datatype"], shape, _checked(name, values, shape)), offset
+
+
+def tensors_from_json(payload: Any, binary: memoryview | None = None) -> list[Tensor]:
+    if not isinstance(payload, dict):
+        raise BadRequestError("a v2 request is a JSON object with an 'inputs' list")
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequestError("'inputs' must be a non-empty list of tensors")
+    tensors, offset = [], 0
+    for raw in inputs:
+        tensor, offset = tensor_from_json(raw, binary, offset)
+        tensors.append(tensor)
+    return tensors
+
+
+def requested_outputs(payload: Mapping[str, Any], known: Sequence[str]) -> list[str]:
+    raw = payload.get("outputs")
+    if raw is None:
+        return list(known)
+    if not isinstance(raw, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in raw
+    ):
+        raise BadRequestError("'outputs' must be a list of objects with a 'name'")
+    names = [o["name"] for o in raw]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BadRequestError(
+            f"unknown output(s) {', '.join(unknown)}; this model has {', '.join(known)}"
+        )
+    return names or list(known)
+
+
+def features_matrix(tensors: list[Tensor], features: Sequence[str], max_rows: int) -> np.ndarray:
+    """`[N, F]` float32 in spec order from either layout; refuses anything ambiguous."""
+    n_features = len(features)
+    if len(tensors) == 1 and len(tensors[0].shape) == 2:
+        tensor = tensors[0]
+        rows, cols = tensor.shape
+        if cols != n_features:
+            raise BadRequestError(
+                f"input '{tensor.name}': shape {list(tensor.shape)} needs {n_features} columns "
+                f"(one per feature, in spec order), got {cols}"
+            )
+        x = tensor.values.reshape(rows, cols)
+    else:
+        by_name = {t.name: t for t in tensors}
+        if len(by_name) != len(tensors):
+            raise BadRequestError("input names must be unique")
+        missing = [f for f in features if f not in by_name]
+        unknown = [n for n in by_name if n not in set(features)]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing input(s): {', '.join(missing)}")
+            if unknown:
+                parts.append(f"unknown input(s): {', '.join(unknown)}")
+            raise BadRequestError(
+                "send one [N, F] tensor or one [N] tensor per feature; " + "; ".join(parts)
+            )
+        rows = tensors[0].values.size
+        for t in tensors:
+            if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1) or t.values.size != rows:
+                raise BadRequestError(
+                    f"input '{t.name}': per-feature tensors must all have shape [N] (or [N, 1]) "
+                    f"with the same N; got {list(t.shape)}"
+                )
+        x = np.stack([by_name[f].values for f in features], axis=1)
+    if x.shape[0] == 0:
+        raise BadRequestError("the request has no rows")
+    if x.shape[0] > max_rows:
+        raise BadRequestError(f"the request has {x.shape[0]} rows; the limit is {max_rows}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise BadRequestError("inputs must be finite numbers (no NaN or inf)")
+    return x
+
+
+def output_json(name: str, values: np.ndarray) -> dict[str, Any]:
+    array = np.ascontiguousarray(values)
+    return {
+        "name": name,
+        "datatype": V2_DATATYPE[array.dtype],
+        "shape": list(array.shape),
+        "data": array.reshape(-1),
+    }

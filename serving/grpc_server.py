@@ -1,0 +1,214 @@
+"""v2 gRPC (`inference.GRPCInferenceService`) on its own port, beside the REST app.
+
+The message classes come from the protobuf module kserve ships. It is loaded from its
+file, not imported as `kserve.protocol...`: importing kserve costs a second at start-up,
+and kserve cannot share a process with tritonclient's gRPC module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+import numpy as np
+
+import castml
+from serving.codec import NUMERIC, V2_DATATYPE, Tensor, features_matrix
+from serving.errors import BadRequestError, NotFoundError, ServingError
+from serving.predictor import Predictor, model_metadata
+from serving.store import ServedModel
+
+SERVICE = "inference.GRPCInferenceService"
+CONTENTS_FIELD = {
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+}
+STATUS_CODE = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    422: grpc.StatusCode.FAILED_PRECONDITION,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def load_pb2() -> ModuleType:
+    name = "castml_grpc_predict_v2_pb2"
+    if name in sys.modules:
+        return sys.modules[name]
+    found = importlib.util.find_spec("kserve")
+    if found is None or not found.submodule_search_locations:
+        raise RuntimeError("the v2 gRPC protocol needs the kserve package installed")
+    path = (
+        Path(next(iter(found.submodule_search_locations))) / "protocol/grpc/grpc_predict_v2_pb2.py"
+    )
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tensor(raw_input: Any, raw: bytes | None) -> Tensor:
+    datatype = raw_input.datatype
+    if datatype not in NUMERIC:
+        raise BadRequestError(
+            f"input '{raw_input.name}': datatype {datatype!r} is not supported; send FP32"
+        )
+    dtype = NUMERIC[datatype]
+    if raw is not None:
+        if len(raw) % dtype.itemsize:
+            raise BadRequestError(
+                f"input '{raw_input.name}': raw content is not a whole number of {datatype}"
+            )
+        values = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+    else:
+        values = np.asarray(getattr(raw_input.contents, CONTENTS_FIELD[datatype]), dtype=dtype)
+    shape = tuple(int(d) for d in raw_input.shape)
+    if values.size != (int(np.prod(shape)) if shape else 1):
+        raise BadRequestError(
+            f"input '{raw_input.name}': shape {list(shape)} does not match its data"
+        )
+    return Tensor(raw_input.name, datatype, shape, values)
+
+
+class GrpcPredictor:
+    """Servicer methods; each takes (request, context) and returns the response message."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.p = predictor
+        self.pb2 = load_pb2()
+
+    def _served(self, name: str, version: str) -> ServedModel:
+        if name != self.p.spec.name:
+            raise NotFoundError(f"unknown model '{name}'; this server serves '{self.p.spec.name}'")
+        served = self.p.slot.current
+        if version and version != served.version:
+            raise NotFoundError(
+                f"model '{name}' version {version} is not loaded; "
+                f"version {served.version} is served"
+            )
+        return served
+
+    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self.pb2.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self.pb2.ServerReadyResponse(ready=self.p.slot.ready)
+
+    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            self._served(request.name, request.version)
+        except ServingError:
+            return self.pb2.ModelReadyResponse(ready=False)
+        return self.pb2.ModelReadyResponse(ready=True)
+
+    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self.pb2.ServerMetadataResponse(
+            name="castml-predictor",
+            version=castml.__version__,
+            extensions=["model_repository"],
+        )
+
+    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        served = self._served(request.name, request.version)
+        meta = model_metadata(self.p.spec, served)
+        tensor = self.pb2.ModelMetadataResponse.TensorMetadata
+        return self.pb2.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[tensor(**t) for t in meta["inputs"]],
+            outputs=[tensor(**t) for t in meta["outputs"]],
+        )
+
+    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        served = self._served(request.model_name, request.model_version)
+        raws = list(request.raw_input_contents)
+        if raws and len(raws) != len(request.inputs):
+            raise BadRequestError("raw_input_contents must have one entry per input")
+        tensors = [_tensor(inp, raws[i] if raws else None) for i, inp in enumerate(request.inputs)]
+        if not tensors:
+            raise BadRequestError("the request has no inputs")
+        x = features_matrix(tensors, self.p.spec.feature_names, self.p.max_rows)
+        out = self.p.predict_arrays(served, x)
+        wanted = [o.name for o in request.outputs] or self.p.outputs
+        unknown = [n for n in wanted if n not in out]
+        if unknown:
+            raise BadRequestError(f"unknown output(s) {', '.join(unknown)}")
+        response = self.pb2.ModelInferResponse(
+            model_name=served.project, model_version=served.version, id=request.id
+        )
+        for name in wanted:
+            array = np.ascontiguousarray(out[name])
+            response.outputs.add(
+                name=name, datatype=V2_DATATYPE[array.dtype], shape=list(array.shape)
+            )
+            response.raw_output_contents.append(
+                array.astype(array.dtype.newbyteorder("<")).tobytes()
+            )
+        context.set_trailing_metadata((("x-model-version", served.version),))
+        return response
+
+
+def _guarded(
+    method: Callable[[Any, grpc.ServicerContext], Any],
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """The gRPC counterpart of the REST error handler: a typed error becomes a status code."""
+
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(request, context)
+        except ServingError as exc:
+            context.abort(
+                STATUS_CODE.get(exc.status_code, grpc.StatusCode.INVALID_ARGUMENT), str(exc)
+            )
+
+    return call
+
+
+def start_grpc(predictor: Predictor, host: str, port: int, workers: int = 4) -> grpc.Server:
+    servicer = GrpcPredictor(predictor)
+    pb2 = servicer.pb2
+    pairs = {
+        "ServerLive": (pb2.ServerLiveRequest, servicer.ServerLive),
+        "ServerReady": (pb2.ServerReadyRequest, servicer.ServerReady),
+        "ModelReady": (pb2.ModelReadyRequest, servicer.ModelReady),
+        "ServerMetadata": (pb2.ServerMetadataRequest, servicer.ServerMetadata),
+        "ModelMetadata": (pb2.ModelMetadataRequest, servicer.ModelMetadata),
+        "ModelInfer": (pb2.ModelInferRequest, servicer.ModelInfer),
+    }
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            _guarded(method),
+            request_deserializer=message.FromString,
+            response_serializer=lambda m: m.SerializeToString(),
+        )
+        for name, (message, method) in pairs.items()
+    }
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise RuntimeError(f"cannot bind gRPC to {host}:{port}")
+    server.start()
+    return server

@@ -1,0 +1,78 @@
+"""Process wiring: build an app from settings and run it under uvicorn on loopback."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import uvicorn
+
+from castml.spec import load_spec
+from serving.asgi import App
+from serving.metrics import ServerMetrics
+from serving.predictor import Predictor, build_app
+from serving.settings import ServingSettings, serving_settings
+from serving.slot import ModelSlot
+from serving.store import LocalStore, RegistryStore, VersionSource
+
+log = logging.getLogger("serving")
+
+
+def version_source(settings: ServingSettings, project: str) -> VersionSource:
+    if settings.model_store is not None:
+        return LocalStore(settings.model_store)
+    return RegistryStore(
+        settings.tracking_uri, project, settings.version_cache, settings.mlflow_timeout_s
+    )
+
+
+def predictor_app(
+    settings: ServingSettings, project: str | None = None, grpc_port: int | None = None
+) -> tuple[App, Predictor]:
+    """The predictor app; it pins its version at start-up (lifespan), before it answers."""
+    spec = load_spec(project or settings.project)
+    slot = ModelSlot(version_source(settings, spec.name), spec, ServerMetrics("predictor"))
+    predictor = Predictor(
+        slot, settings.model_version, settings.max_batch_rows, settings.microbatch
+    )
+    app = build_app(predictor, settings.max_body_bytes)
+    grpc_server: list[Any] = []
+
+    async def startup() -> None:
+        result = slot.load_blocking(settings.model_version)
+        log.warning("predictor: serving %s version %s", spec.name, result.version)
+        if grpc_port:
+            from serving.grpc_server import start_grpc
+
+            grpc_server.append(start_grpc(predictor, settings.host, grpc_port))
+
+    async def shutdown() -> None:
+        for server in grpc_server:
+            server.stop(grace=1.0)
+
+    app.on_startup.append(startup)
+    app.on_shutdown.append(shutdown)
+    return app, predictor
+
+
+def predictor_from_env() -> App:
+    """uvicorn factory for `--workers > 1`: each worker process builds its own app."""
+    grpc_port = int(os.environ.get("CASTML_GRPC_PORT", "0")) or None
+    return predictor_app(serving_settings(), os.environ.get("CASTML_PROJECT"), grpc_port)[0]
+
+
+def serve(app: App | str, host: str, port: int, workers: int = 1) -> None:
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        workers=workers if isinstance(app, str) else None,
+        factory=isinstance(app, str),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

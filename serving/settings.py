@@ -1,0 +1,103 @@
+"""Serving settings from the environment (`CASTML_` prefix), one class per deployable.
+
+Flags of `python -m serving` (KServe's names) only wire processes together: ports,
+model name, predictor host. Everything else is read here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from castml.settings import PlatformSettings
+
+
+class ServingSettings(PlatformSettings):
+    """Predictor, transformer and explainer."""
+
+    project: str = Field("diecast", description="Project (registered model) served.")
+    model_version: str = Field(
+        "champion",
+        description="Version to pin at start: a number, or an alias resolved once to a number.",
+    )
+    model_store: Path | None = Field(
+        None,
+        description=(
+            "A folder of versions `<store>/<version>/model` (+ `background.npy`) served instead "
+            "of the registry. Unset: the registry, with downloads cached under the cache dir."
+        ),
+    )
+    cache_dir: Path | None = Field(
+        None, description="Where downloaded versions are kept. Unset: <home>/serving-cache."
+    )
+    host: str = Field("127.0.0.1", description="Interface the HTTP and gRPC servers bind.")
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, description="Larger request bodies answer 413 before being parsed."
+    )
+    max_batch_rows: int = Field(4096, description="Most rows one request may carry.")
+    microbatch: bool = Field(
+        True,
+        description="Run requests that arrive in the same event-loop turn as one numpy batch.",
+    )
+    predictor_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="Predictor base URL (transformer, explainer); --predictor_host overrides.",
+    )
+    predictor_timeout_s: float = Field(10.0, description="Timeout of one call to the predictor.")
+    confidence_high: float = Field(
+        0.5, description="Margin from the threshold (0..1, see serving.transformer) for 'high'."
+    )
+    confidence_medium: float = Field(0.2, description="Margin from the threshold for 'medium'.")
+    shap_permutations: int = Field(
+        8, description="Permutations per background row in the SHAP estimator (even: antithetic)."
+    )
+    shap_background_rows: int = Field(
+        100, description="Most background rows the explainer uses (first rows of the sample)."
+    )
+    top_k: int = Field(10, description="Features listed in an explanation's `top_features`.")
+
+    @property
+    def version_cache(self) -> Path:
+        return (self.cache_dir or self.home / "serving-cache").resolve()
+
+
+class RolloutSettings(PlatformSettings):
+    """The rollout reconciler: keeps serving on the version behind @champion."""
+
+    project: str = Field("diecast", description="Registered model watched.")
+    mode: Literal["embedded", "cluster"] = Field(
+        "embedded",
+        description="embedded: call the predictor's load API; cluster: patch the InferenceService.",
+    )
+    predictor_url: str = Field(
+        "http://127.0.0.1:8080", description="Predictor base URL (embedded mode)."
+    )
+    namespace: str = Field(
+        "default", description="Namespace of the InferenceService (cluster mode)."
+    )
+    isvc_name: str | None = Field(
+        None, description="InferenceService name (cluster mode). Unset: the project name."
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description="Shared secret of the MLflow webhook; unset: the webhook endpoint is disabled.",
+    )
+    webhook_max_age_s: float = Field(
+        300.0, description="Webhook deliveries older than this are refused (replay protection)."
+    )
+    reconcile_interval_s: float = Field(
+        30.0, description="Seconds between periodic reconciles (the backstop for lost webhooks)."
+    )
+    host: str = Field("127.0.0.1", description="Interface the webhook receiver binds.")
+    port: int = Field(8090, description="Port of the webhook receiver.")
+
+
+def serving_settings(**overrides: Any) -> ServingSettings:
+    """Environment first, then explicit overrides (process wiring from CLI flags)."""
+    return ServingSettings(**overrides)
+
+
+def rollout_settings(**overrides: Any) -> RolloutSettings:
+    return RolloutSettings(**overrides)

@@ -1,0 +1,280 @@
+"""The transformer: the public endpoint. Named JSON in, validated, v2 tensors to the predictor.
+
+Confidence bands. With threshold t and probability p, the margin is how far p lies
+from t towards the end of its side, in [0, 1]:
+    margin = (p - t) / (1 - t)   when p >= t   (the defect side)
+    margin = (t - p) / t         when p <  t   (the ok side)
+`high` when margin >= CASTML_CONFIDENCE_HIGH (0.5), `medium` when margin >=
+CASTML_CONFIDENCE_MEDIUM (0.2), otherwise `low`. A probability at the threshold is as
+uncertain as the model gets; one at 0 or 1 is as sure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+from castml.spec import load_spec
+from serving.asgi import App, Request, Response, json_response
+from serving.codec import NUMERIC, features_matrix, output_json, tensors_from_json
+from serving.errors import BadRequestError, NotFoundError, PredictorRefusedError, UpstreamError
+from serving.metrics import ServerMetrics
+from serving.settings import ServingSettings
+from serving.validation import FeatureValidator
+
+
+def confidence(probability: np.ndarray, threshold: float, high: float, medium: float) -> list[str]:
+    p = probability.astype(np.float64)
+    margin = np.where(
+        p >= threshold,
+        (p - threshold) / max(1 - threshold, 1e-12),
+        (threshold - p) / max(threshold, 1e-12),
+    )
+    bands = np.where(margin >= high, "high", np.where(margin >= medium, "medium", "low"))
+    return [str(b) for b in bands]
+
+
+class PredictorClient:
+    """v2 REST calls to the predictor over a kept-alive connection pool."""
+
+    def __init__(self, base_url: str, project: str, timeout_s: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.project = project
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=64, max_connections=128),
+        )
+        self.thresholds: dict[str, float] = {}
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self._call("GET", path, None)
+
+    async def infer(
+        self, x: np.ndarray, request_id: str, version: str | None = None
+    ) -> dict[str, Any]:
+        path = f"/v2/models/{self.project}" + (f"/versions/{version}" if version else "") + "/infer"
+        body = orjson.dumps(
+            {
+                "id": request_id,
+                "inputs": [
+                    {
+                        "name": "features",
+                        "datatype": "FP32",
+                        "shape": list(x.shape),
+                        "data": x.reshape(-1),
+                    }
+                ],
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        return await self._call("POST", path, body)
+
+    async def _call(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
+        try:
+            response = await self.client.request(
+                method, path, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"the predictor at {self.base_url} is unreachable: {type(exc).__name__}"
+            ) from exc
+        payload: dict[str, Any] = orjson.loads(response.content) if response.content else {}
+        if response.status_code >= 500:
+            raise UpstreamError(
+                f"the predictor failed ({response.status_code}): {payload.get('error', '')}"
+            )
+        if response.status_code >= 400:
+            raise PredictorRefusedError(
+                response.status_code,
+                payload.get("error", f"the predictor answered {response.status_code}"),
+            )
+        return payload
+
+    async def model_threshold(self, version: str) -> float:
+        """The decision threshold of `version`, asked once per version (it changes with it)."""
+        if version not in self.thresholds:
+            try:
+                meta = await self.get(f"/v2/models/{self.project}/versions/{version}")
+            except PredictorRefusedError:  # switched again meanwhile: the current one is as good
+                meta = await self.get(f"/v2/models/{self.project}")
+            self.thresholds[version] = float(meta.get("parameters", {}).get("threshold", 0.5))
+        return self.thresholds[version]
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _outputs(payload: dict[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for o in payload.get("outputs", []):
+        out[o["name"]] = np.asarray(o["data"]).reshape(o["shape"])
+    return out
+
+
+class Transformer:
+    def __init__(self, settings: ServingSettings, project: str | None = None) -> None:
+        self.settings = settings
+        self.spec = load_spec(project or settings.project)
+        self.validator = FeatureValidator(self.spec, settings.max_batch_rows)
+        self.client = PredictorClient(
+            settings.predictor_url, self.spec.name, settings.predictor_timeout_s
+        )
+        self.metrics = ServerMetrics("transformer")
+
+    def _check_model(self, request: Request) -> None:
+        name = request.params.get("model")
+        if name != self.spec.name:
+            raise NotFoundError(f"unknown model '{name}'; this endpoint serves '{self.spec.name}'")
+
+    async def predict_v1(self, request: Request) -> Response:
+        started = time.perf_counter()
+        self._check_model(request)
+        payload = request.json()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
+            raise BadRequestError(
+                'send {"features": {<name>: <value>, ...}} or {"instances": [{...}, ...]}'
+            )
+        batch = "instances" in payload
+        records = payload["instances"] if batch else [payload["features"]]
+        if not isinstance(records, list):
+            raise BadRequestError("'instances' must be a list of records")
+        x = self.validator.records(records, batch)
+        self.metrics.decode.observe(time.perf_counter() - started)
+        reply = await self.client.infer(x, request_id)
+        objects = await self._objects(reply, request_id, started)
+        self.metrics.total.observe(time.perf_counter() - started)
+        self.metrics.rows_child.inc(len(x))
+        headers = [
+            (b"x-model-version", str(reply.get("model_version", "")).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        if not batch:
+            return json_response(objects[0], headers=headers)
+        return json_response(
+            {
+                "predictions": objects,
+                "model_version": objects[0]["model_version"],
+                "request_id": request_id,
+                "processing_time_ms": objects[0]["processing_time_ms"],
+            },
+            headers=headers,
+        )
+
+    async def _objects(
+        self, reply: dict[str, Any], request_id: str, started: float
+    ) -> list[dict[str, Any]]:
+        out = _outputs(reply)
+        version = f"{self.spec.name}/{reply.get('model_version', '')}"
+        latent = out["latent"].astype(np.float64).round(6).tolist()
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        common = {"model_version": version, "request_id": request_id, "processing_time_ms": elapsed}
+        if not self.spec.is_classification:
+            values = out["prediction"].astype(np.float64).tolist()
+            return [
+                {"prediction": {"value": v}, "latent_features": lat, **common}
+                for v, lat in zip(values, latent, strict=True)
+            ]
+        threshold = await self.client.model_threshold(str(reply.get("model_version", "")))
+        names = self.spec.class_names or ("negative", "positive")
+        probability = out["probability"].astype(np.float64)
+        bands = confidence(
+            probability, threshold, self.settings.confidence_high, self.settings.confidence_medium
+        )
+        return [
+            {
+                "prediction": {
+                    "class": names[int(label)],
+                    "probability": round(p, 6),
+                    "confidence": band,
+                },
+                "latent_features": lat,
+                **common,
+            }
+            for p, label, band, lat in zip(
+                probability.tolist(), out["label"].tolist(), bands, latent, strict=True
+            )
+        ]
+
+    async def infer_v2(self, request: Request) -> Response:
+        """Plain v2 with named inputs: validated like the JSON records, answered in v2."""
+        started = time.perf_counter()
+        self._check_model(request)
+        payload = request.json()
+        x = features_matrix(
+            tensors_from_json(payload), self.spec.feature_names, self.settings.max_batch_rows
+        )
+        self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
+        request_id = str(
+            payload.get("id") or request.headers.get("x-request-id") or uuid.uuid4().hex
+        )
+        reply = await self.client.infer(x, request_id, request.params.get("version"))
+        out = _outputs(reply)
+        outputs = [
+            output_json(o["name"], out[o["name"]].astype(NUMERIC[o["datatype"]]))
+            for o in reply.get("outputs", [])
+        ]
+        if self.spec.is_classification:
+            threshold = await self.client.model_threshold(str(reply.get("model_version", "")))
+            names = self.spec.class_names or ("negative", "positive")
+            bands = confidence(
+                out["probability"],
+                threshold,
+                self.settings.confidence_high,
+                self.settings.confidence_medium,
+            )
+            n = len(bands)
+            outputs.append(
+                {
+                    "name": "class",
+                    "datatype": "BYTES",
+                    "shape": [n],
+                    "data": [names[int(v)] for v in out["label"].tolist()],
+                }
+            )
+            outputs.append({"name": "confidence", "datatype": "BYTES", "shape": [n], "data": bands})
+        self.metrics.total.observe(time.perf_counter() - started)
+        return json_response(
+            {
+                "model_name": self.spec.name,
+                "model_version": reply.get("model_version"),
+                "id": request_id,
+                "outputs": outputs,
+            },
+            headers=[(b"x-model-version", str(reply.get("model_version", "")).encode())],
+        )
+
+    async def live(self, request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        reply = await self.client.get("/v2/health/ready")
+        return json_response({"ready": bool(reply.get("ready"))})
+
+    async def metadata(self, request: Request) -> Response:
+        self._check_model(request)
+        return json_response(await self.client.get(f"/v2/models/{self.spec.name}"))
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        body, content_type = self.metrics.render()
+        return Response(body, 200, content_type)
+
+
+def transformer_app(settings: ServingSettings, project: str | None = None) -> App:
+    t = Transformer(settings, project)
+    app = App(settings.max_body_bytes)
+    app.route("POST", "/v1/models/{model}:predict", t.predict_v1)
+    app.route("POST", "/v2/models/{model}/infer", t.infer_v2)
+    app.route("POST", "/v2/models/{model}/versions/{version}/infer", t.infer_v2)
+    app.route("GET", "/v2/models/{model}", t.metadata)
+    app.route("GET", "/v2/health/live", t.live)
+    app.route("GET", "/v2/health/ready", t.ready)
+    app.route("GET", "/metrics", t.metrics_endpoint)
+    app.on_shutdown.append(t.client.close)
+    return app
