@@ -118,8 +118,12 @@ def list_versions(mlflow_client: MlflowClient, project: str) -> list[VersionRow]
 def download_model_dir(project: str, version: int | str, dest: Path, tracking_uri: str) -> Path:
     """Download a registered version and return its AeGbmModel directory."""
     import mlflow.artifacts
+    from mlflow import MlflowClient
 
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{project}/{version}", dst_path=str(dest), tracking_uri=tracking_uri
+    # Resolve through an explicit client: `models:/` URIs would use the process-wide
+    # registry URI, which defaults to a local SQLite file, not this server.
+    source = MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_download_uri(
+        project, str(version)
     )
+    local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dest), tracking_uri=tracking_uri)
     return Path(local) / MODEL_DIR_IN_PYFUNC

@@ -35,4 +35,6 @@ def check(headers: dict[str, str], body: bytes, token: str | None, hmac_key: str
         if hmac.compare_digest(signature.encode(), sign(hmac_key, body).encode()):
             return
         raise UnauthorizedError("invalid HMAC signature")
-    raise UnauthorizedError("credentials required: 'Authorization: Bearer ...' or X-Castml-Signature")
+    raise UnauthorizedError(
+        "credentials required: 'Authorization: Bearer ...' or X-Castml-Signature"
+    )

@@ -23,8 +23,14 @@ import orjson
 from castml.errors import CastmlError
 from monitoring.metrics import CollectorMetrics
 from monitoring.parquet_sink import (
-    FEEDBACK_DIR, FEEDBACK_SCHEMA, ORPHANS_DIR, day_of, inference_schema, partition,
-    remove_temp_files, write_atomically,
+    FEEDBACK_DIR,
+    FEEDBACK_SCHEMA,
+    ORPHANS_DIR,
+    day_of,
+    inference_schema,
+    partition,
+    remove_temp_files,
+    write_atomically,
 )
 from monitoring.settings import CollectorSettings
 from monitoring.wal import WriteAheadLog
@@ -62,7 +68,9 @@ class _Batches:
 
 
 class Collector:
-    def __init__(self, settings: CollectorSettings, features_of: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self, settings: CollectorSettings, features_of: Callable[[str], list[str]]
+    ) -> None:
         self.settings = settings
         self.features_of = features_of
         self.logs_root = settings.logs_dir
@@ -85,7 +93,10 @@ class Collector:
     # --- life cycle -----------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self._recover)
-        self._tasks = [asyncio.create_task(self._wal_loop()), asyncio.create_task(self._flush_loop())]
+        self._tasks = [
+            asyncio.create_task(self._wal_loop()),
+            asyncio.create_task(self._flush_loop()),
+        ]
 
     def _recover(self) -> None:
         committed = self.wal.committed(self.logs_root)
@@ -117,8 +128,12 @@ class Collector:
     def depth(self) -> int:
         ready = self._ready
         return (
-            len(self._wal_queue) + len(self._requests) + len(self._responses)
-            + 2 * len(ready.joined) + len(ready.feedback) + len(ready.orphans)
+            len(self._wal_queue)
+            + len(self._requests)
+            + len(self._responses)
+            + 2 * len(ready.joined)
+            + len(ready.feedback)
+            + len(ready.orphans)
         )
 
     def knows_request(self, request_id: str) -> bool:
@@ -167,7 +182,10 @@ class Collector:
                     self.metrics.received.labels(str(record["k"])).inc()
                     if not future.done():
                         future.set_result("accepted")
-                if len(self._ready.joined) + len(self._ready.feedback) >= self.settings.collector_batch_rows:
+                if (
+                    len(self._ready.joined) + len(self._ready.feedback)
+                    >= self.settings.collector_batch_rows
+                ):
                     self._flush_wakeup.set()
 
     def _remember(self, key: str) -> None:
@@ -207,10 +225,9 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_wakeup.wait(), self.settings.collector_flush_s)
             self._flush_wakeup.clear()
-            try:
+            # A failed write is counted in flush; its records stay in memory and the WAL.
+            with contextlib.suppress(OSError):
                 await self.flush()
-            except OSError:
-                pass  # counted in flush; the records stay in memory and the WAL
 
     def _expire_orphans(self) -> None:
         cutoff = time.time() - self.settings.collector_orphan_s
@@ -251,7 +268,9 @@ class Collector:
             if error is not None:
                 raise error
 
-    def _plans(self, batches: _Batches, failed: _Batches) -> list[tuple[Callable[[], str], list[Any], list[Any]]]:
+    def _plans(
+        self, batches: _Batches, failed: _Batches
+    ) -> list[tuple[Callable[[], str], list[Any], list[Any]]]:
         from monitoring.rows import feedback_columns, inference_columns
 
         plans: list[tuple[Callable[[], str], list[Any], list[Any]]] = []

@@ -47,7 +47,9 @@ def error_response(exc: CastmlError, retry_after_s: int) -> Response:
     headers = {}
     if isinstance(exc, QueueFullError | StorageUnavailableError):
         headers["Retry-After"] = str(retry_after_s)
-    return _json_response({"error": str(exc), "type": type(exc).__name__}, exc.status_code, **headers)
+    return _json_response(
+        {"error": str(exc), "type": type(exc).__name__}, exc.status_code, **headers
+    )
 
 
 def _epoch(value: Any) -> float | None:
@@ -64,7 +66,11 @@ def _epoch(value: Any) -> float | None:
 
 
 def feedback_record(item: Any, collector: Collector, default_project: str) -> dict[str, Any]:
-    if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or not item["request_id"]:
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("request_id"), str)
+        or not item["request_id"]
+    ):
         raise BadFeedbackError("feedback needs a non-empty string 'request_id'")
     label = item.get("label")
     if isinstance(label, bool):
@@ -74,9 +80,14 @@ def feedback_record(item: Any, collector: Collector, default_project: str) -> di
     observed = _epoch(item.get("observed_at"))
     project = str(item.get("project") or default_project)
     return {
-        "k": "feedback", "key": f"feedback:{item['request_id']}:{label}:{observed}",
-        "p": project, "rid": item["request_id"], "label": float(label), "obs": observed,
-        "rt": time.time(), "known": collector.knows_request(item["request_id"]),
+        "k": "feedback",
+        "key": f"feedback:{item['request_id']}:{label}:{observed}",
+        "p": project,
+        "rid": item["request_id"],
+        "label": float(label),
+        "obs": observed,
+        "rt": time.time(),
+        "known": collector.knows_request(item["request_id"]),
     }
 
 
@@ -87,13 +98,19 @@ def event_record(event: events.InferenceEvent) -> dict[str, Any]:
             "response event names no project (no inferenceservicename extension, no model_name)"
         )
     record: dict[str, Any] = {
-        "k": event.kind, "key": f"{event.kind}:{event.event_id}", "id": event.event_id,
-        "p": project, "rt": time.time(), "ext": event.extensions,
+        "k": event.kind,
+        "key": f"{event.kind}:{event.event_id}",
+        "id": event.event_id,
+        "p": project,
+        "rt": time.time(),
+        "ext": event.extensions,
     }
     if event.kind == "request":
         record["rows"] = event.rows
     else:
-        record.update(prob=event.probability, label=event.label, mv=event.model_version, mn=event.model_name)
+        record.update(
+            prob=event.probability, label=event.label, mv=event.model_version, mn=event.model_name
+        )
     return record
 
 
@@ -133,7 +150,13 @@ def build_app(settings: CollectorSettings, collector: Collector | None = None) -
                 status = await core.submit(record)
                 if status == "accepted" and not record["known"]:
                     core.metrics.unknown_feedback.inc()
-                answers.append({"request_id": record["rid"], "status": status, "known_request": record["known"]})
+                answers.append(
+                    {
+                        "request_id": record["rid"],
+                        "status": status,
+                        "known_request": record["known"],
+                    }
+                )
         except CastmlError as exc:
             if exc.status_code < 500:
                 core.metrics.rejected.labels(type(exc).__name__).inc()
@@ -141,10 +164,14 @@ def build_app(settings: CollectorSettings, collector: Collector | None = None) -
         return _json_response({"results": answers}, 202)
 
     async def status(_: Request) -> Response:
-        return _json_response({
-            "queue_depth": core.depth, "pending_requests": len(core._requests),
-            "pending_responses": len(core._responses), "lag_s": core.oldest_age(),
-        })
+        return _json_response(
+            {
+                "queue_depth": core.depth,
+                "pending_requests": len(core._requests),
+                "pending_responses": len(core._responses),
+                "lag_s": core.oldest_age(),
+            }
+        )
 
     async def metrics(_: Request) -> Response:
         core.metrics.queue_depth.set(core.depth)
@@ -186,6 +213,9 @@ def serve(settings: CollectorSettings) -> None:
             "set CASTML_COLLECTOR_TOKEN or CASTML_COLLECTOR_HMAC_KEY: the collector never runs open"
         )
     uvicorn.run(
-        build_app(settings), host=settings.collector_host, port=settings.collector_port,
-        log_level="warning", access_log=False,
+        build_app(settings),
+        host=settings.collector_host,
+        port=settings.collector_port,
+        log_level="warning",
+        access_log=False,
     )

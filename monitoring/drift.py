@@ -60,7 +60,10 @@ def _dataset(frame: pd.DataFrame, columns: list[str], **definition: Any) -> Data
 
 
 def drift_report(
-    reference: pd.DataFrame, current: pd.DataFrame, spec: ProjectSpec, method: str | None,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: ProjectSpec,
+    method: str | None,
     score_method: str | None,
 ) -> Snapshot:
     """DataDriftPreset (per-column tests) over the features, and ValueDrift on the score."""
@@ -69,10 +72,16 @@ def drift_report(
     report = Report(
         [
             DataDriftPreset(
-                columns=features, drift_share=spec.monitoring.drift_share, method=method or None,
+                columns=features,
+                drift_share=spec.monitoring.drift_share,
+                method=method or None,
                 threshold=spec.monitoring.stattest_threshold,
             ),
-            ValueDrift(column=SCORE, method=score_method or None, threshold=spec.monitoring.stattest_threshold),
+            ValueDrift(
+                column=SCORE,
+                method=score_method or None,
+                threshold=spec.monitoring.stattest_threshold,
+            ),
         ],
         include_tests=True,
     )
@@ -90,12 +99,16 @@ def quality_report(reference: pd.DataFrame, labeled: pd.DataFrame, spec: Project
         "numerical_columns": [SCORE],
         "categorical_columns": [target, PREDICTED],
         "classification": [
-            BinaryClassification(target=target, prediction_labels=PREDICTED, prediction_probas=SCORE)
+            BinaryClassification(
+                target=target, prediction_labels=PREDICTED, prediction_probas=SCORE
+            )
         ],
     }
     ref = reference.assign(**{PREDICTED: (reference[SCORE] >= 0.5).astype("int64")})
     report = Report([F1Score(), RocAuc(), Precision(), Recall()])
-    return report.run(_dataset(labeled, columns, **definition), _dataset(ref, columns, **definition))
+    return report.run(
+        _dataset(labeled, columns, **definition), _dataset(ref, columns, **definition)
+    )
 
 
 def read_drift(snapshot: Snapshot) -> tuple[float, dict[str, FeatureDrift], FeatureDrift | None]:
@@ -115,8 +128,10 @@ def read_drift(snapshot: Snapshot) -> tuple[float, dict[str, FeatureDrift], Feat
         elif config["type"].endswith("ValueDrift"):
             column = config["column"]
             per_column[column] = FeatureDrift(
-                score=float(metric["value"]), method=str(config.get("method")),
-                threshold=float(config.get("threshold") or 0.0), drifted=failed.get(column, False),
+                score=float(metric["value"]),
+                method=str(config.get("method")),
+                threshold=float(config.get("threshold") or 0.0),
+                drifted=failed.get(column, False),
             )
     prediction = per_column.pop(SCORE, None)
     return share, per_column, prediction
@@ -135,13 +150,20 @@ def read_quality(snapshot: Snapshot) -> dict[str, float]:
 def labeled_rows(current: pd.DataFrame, target: str) -> pd.DataFrame:
     labeled = current[current[target].notna()] if target in current else current.iloc[0:0]
     return labeled.assign(
-        **{target: labeled[target].astype("int64"), PREDICTED: (labeled[SCORE] >= 0.5).astype("int64")}
+        **{
+            target: labeled[target].astype("int64"),
+            PREDICTED: (labeled[SCORE] >= 0.5).astype("int64"),
+        }
     )
 
 
 def evaluate(
-    result: DriftResult, reference: pd.DataFrame, current: pd.DataFrame, spec: ProjectSpec,
-    method: str | None = "ks", score_method: str | None = "ks",
+    result: DriftResult,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: ProjectSpec,
+    method: str | None = "ks",
+    score_method: str | None = "ks",
 ) -> list[tuple[str, Snapshot]]:
     """Fill `result` in place; returns the snapshots to render, by artifact name."""
     snapshot = drift_report(reference, current, spec, method, score_method)

@@ -48,7 +48,9 @@ def load_reference(client: MlflowClient, run_id: str, dest: Path) -> pd.DataFram
     return pd.read_parquet(path)
 
 
-def current_frame(settings: DriftSettings, spec: ProjectSpec, version: str, window: Window) -> pd.DataFrame:
+def current_frame(
+    settings: DriftSettings, spec: ProjectSpec, version: str, window: Window
+) -> pd.DataFrame:
     """Window rows with `score` and, where it arrived, the delayed label as the target."""
     traffic = read_traffic(settings.home.resolve() / "logs", spec.name, version, window)
     if traffic.empty:
@@ -66,7 +68,9 @@ def experiment_id(client: MlflowClient, project: str) -> str:
 
 
 def run_drift(
-    project: str, window_text: str = "1d", settings: DriftSettings | None = None,
+    project: str,
+    window_text: str = "1d",
+    settings: DriftSettings | None = None,
     end: datetime | None = None,
 ) -> DriftResult:
     from monitoring.settings import from_env
@@ -80,8 +84,13 @@ def run_drift(
         reference = load_reference(client, model_run, Path(tmp))
         current = current_frame(settings, spec, version, window)
         result = DriftResult(
-            project=project, model_version=version,
-            window={"spec": window_text, "start": window.start.isoformat(), "end": window.end.isoformat()},
+            project=project,
+            model_version=version,
+            window={
+                "spec": window_text,
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+            },
             rows={"current": len(current), "reference": len(reference), "labeled": 0},
             computed_at=datetime.now(UTC).isoformat(),
         )
@@ -94,7 +103,11 @@ def run_drift(
             )
         else:
             snapshots = evaluate(
-                result, reference, current, spec, settings.drift_method or None,
+                result,
+                reference,
+                current,
+                spec,
+                settings.drift_method or None,
                 settings.drift_score_method or None,
             )
         log_result(client, result, snapshots, Path(tmp))
@@ -107,8 +120,10 @@ def log_result(
 ) -> None:
     """One MLflow run per drift job: tags, headline metrics, HTML reports, the JSON result."""
     tags = {
-        TAG_PROJECT: result.project, TAG_MODEL_VERSION: result.model_version,
-        TAG_STATUS: result.status, TAG_DATASET_DRIFT: str(result.dataset_drift).lower(),
+        TAG_PROJECT: result.project,
+        TAG_MODEL_VERSION: result.model_version,
+        TAG_STATUS: result.status,
+        TAG_DATASET_DRIFT: str(result.dataset_drift).lower(),
         "mlflow.runName": f"drift-v{result.model_version}-{result.window['end'][:16]}",
     }
     run = client.create_run(experiment_id(client, result.project), tags=tags)

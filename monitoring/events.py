@@ -126,7 +126,10 @@ def request_rows(data: Any, features: list[str]) -> list[list[float]]:
     if isinstance(data, dict) and "features" in data and isinstance(data["features"], dict):
         return [_named_row(data["features"], features, "features")]
     if isinstance(data, dict) and isinstance(data.get("instances"), list):
-        return [_named_row(inst, features, f"instances[{i}]") for i, inst in enumerate(data["instances"])]
+        return [
+            _named_row(inst, features, f"instances[{i}]")
+            for i, inst in enumerate(data["instances"])
+        ]
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), list) or not data["inputs"]:
         raise UnusablePayloadError("request has no v2 'inputs' (nor 'features'/'instances')")
     inputs = data["inputs"]
@@ -180,8 +183,11 @@ def to_event(attrs: dict[str, Any], data: Any, features_of: Any) -> InferenceEve
     kind = EVENT_TYPES[attrs["type"]]
     extensions = {k: str(attrs[k]) for k in EXTENSIONS if attrs.get(k)}
     base: dict[str, Any] = {
-        "kind": kind, "event_id": str(attrs["id"]), "source": str(attrs["source"]),
-        "time": str(attrs["time"]) if attrs.get("time") else None, "extensions": extensions,
+        "kind": kind,
+        "event_id": str(attrs["id"]),
+        "source": str(attrs["source"]),
+        "time": str(attrs["time"]) if attrs.get("time") else None,
+        "extensions": extensions,
     }
     if kind == "request":
         project = extensions.get("inferenceservicename")

@@ -10,8 +10,10 @@ class CollectorMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter(
-            "castml_collector_events_received", "Events acknowledged (durable in the WAL).",
-            ["kind"], registry=r,
+            "castml_collector_events_received",
+            "Events acknowledged (durable in the WAL).",
+            ["kind"],
+            registry=r,
         )
         self.written = Counter(
             "castml_collector_rows_written", "Rows placed in Parquet files.", ["kind"], registry=r
@@ -24,13 +26,17 @@ class CollectorMetrics:
         self.rejected = Counter(
             "castml_collector_events_rejected",
             "Events answered 4xx/503 (not acknowledged, the sender keeps them).",
-            ["reason"], registry=r,
+            ["reason"],
+            registry=r,
         )
         self.duplicates = Counter(
             "castml_collector_duplicates", "Events seen before, answered idempotently.", registry=r
         )
         self.orphans = Counter(
-            "castml_collector_orphans", "Halves written without their partner.", ["kind"], registry=r
+            "castml_collector_orphans",
+            "Halves written without their partner.",
+            ["kind"],
+            registry=r,
         )
         self.unknown_feedback = Counter(
             "castml_collector_feedback_unknown_request",
@@ -45,7 +51,8 @@ class CollectorMetrics:
         )
         self.lag = Gauge(
             "castml_collector_lag_seconds",
-            "Age of the oldest acknowledged event not yet in Parquet.", registry=r,
+            "Age of the oldest acknowledged event not yet in Parquet.",
+            registry=r,
         )
         self.recovered = Counter(
             "castml_collector_recovered", "Events replayed from the WAL at start-up.", registry=r

@@ -62,8 +62,12 @@ def day_of(epoch_s: float) -> str:
 
 
 def write_atomically(
-    logs_root: Path, rel_dir: str, columns: dict[str, list[Any]], schema: pa.Schema,
-    wal: WriteAheadLog, keys: list[str],
+    logs_root: Path,
+    rel_dir: str,
+    columns: dict[str, list[Any]],
+    schema: pa.Schema,
+    wal: WriteAheadLog,
+    keys: list[str],
 ) -> str:
     """Write one file; returns its path relative to `logs_root`. Raises OSError."""
     table = pa.Table.from_pydict(columns, schema=schema)

@@ -6,7 +6,9 @@ from typing import Any
 
 from monitoring.parquet_sink import META_COLUMNS
 
-_EXTENSION_OF = dict(zip(META_COLUMNS, ("inferenceservicename", "namespace", "endpoint", "component"), strict=True))
+_EXTENSION_OF = dict(
+    zip(META_COLUMNS, ("inferenceservicename", "namespace", "endpoint", "component"), strict=True)
+)
 
 
 def _ms(epoch_s: float | None) -> int | None:
@@ -16,8 +18,16 @@ def _ms(epoch_s: float | None) -> int | None:
 def inference_columns(items: list[Any], features: list[str]) -> dict[str, list[Any]]:
     """Joined (request, response) pairs and orphan halves, flattened per instance."""
     out: dict[str, list[Any]] = {name: [] for name in ["request_id", "row", *features]}
-    for name in ("probability", "label", "model_name", "model_version", "request_time",
-                 "response_time", "logged_at", *META_COLUMNS):
+    for name in (
+        "probability",
+        "label",
+        "model_name",
+        "model_version",
+        "request_time",
+        "response_time",
+        "logged_at",
+        *META_COLUMNS,
+    ):
         out[name] = []
     width = len(features)
     for item in items:
@@ -54,7 +64,11 @@ def inference_columns(items: list[Any], features: list[str]) -> dict[str, list[A
 
 def feedback_columns(items: list[Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {
-        "request_id": [], "label": [], "observed_at": [], "received_at": [], "known_request": []
+        "request_id": [],
+        "label": [],
+        "observed_at": [],
+        "received_at": [],
+        "known_request": [],
     }
     for held in items:
         record = held.record

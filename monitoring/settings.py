@@ -19,12 +19,14 @@ S = TypeVar("S", bound=PlatformSettings)
 class CollectorSettings(PlatformSettings):
     """The payload collector: KServe logger CloudEvents and delayed labels -> Parquet."""
 
-    collector_host: str = Field("127.0.0.1", description="Interface the collector binds (loopback by default).")
+    collector_host: str = Field(
+        "127.0.0.1", description="Interface the collector binds (loopback by default)."
+    )
     collector_port: int = Field(8090, description="Port of the collector's HTTP server.")
     collector_token: str | None = Field(
         None,
-        description="Bearer token every ingest endpoint requires. Unset together with the HMAC key: "
-        "the collector refuses to start (no anonymous ingest).",
+        description="Bearer token every ingest endpoint requires. Unset together with the "
+        "HMAC key: the collector refuses to start (no anonymous ingest).",
     )
     collector_hmac_key: str | None = Field(
         None,
@@ -40,8 +42,8 @@ class CollectorSettings(PlatformSettings):
     )
     collector_orphan_s: float = Field(
         60.0,
-        description="Seconds a request waits for its response (or the reverse) before it is written "
-        "as an orphan.",
+        description="Seconds a request waits for its response (or the reverse) before it is "
+        "written as an orphan.",
     )
     collector_retry_after_s: int = Field(1, description="Retry-After seconds on a 503.")
     collector_default_project: str = Field(

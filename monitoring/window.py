@@ -56,7 +56,9 @@ def partition_files(directory: Path, window: Window) -> list[Path]:
 def _read(files: list[Path]) -> pd.DataFrame | None:
     if not files:
         return None
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default").to_pandas()
+    return pa.concat_tables(
+        [pq.read_table(f) for f in files], promote_options="default"
+    ).to_pandas()
 
 
 def read_traffic(logs_root: Path, project: str, version: str, window: Window) -> pd.DataFrame:

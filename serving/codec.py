@@ -46,7 +46,7 @@ def _shape(name: str, raw: Any) -> tuple[int, ...]:
 
 
 def _numeric(name: str, datatype: Any) -> np.dtype[Any]:
-    if datatype not in NUMERIC:
+    if not isinstance(datatype, str) or datatype not in NUMERIC:
         raise BadRequestError(
             f"input '{name}': datatype {datatype!r} is not supported; "
             "send FP32 (or another numeric type)"
@@ -84,7 +84,8 @@ def tensor_from_json(raw: Any, binary: memoryview | None, offset: int) -> tuple[
         # A string, null or boolean anywhere makes the array non-numeric: refuse, never coerce.
         if values.dtype.kind not in "iuf":
             raise BadRequestError(f"input '{name}': 'data' must hold numbers only")
-        values = values.reshape(-1).astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
+            values = values.reshape(-1).astype(dtype, copy=False)
     elif type(size) is int and binary is not None:
         if size < 0 or offset + size > len(binary) or size % dtype.itemsize:
             raise BadRequestError(f"input '{name}': binary_data_size {size} does not fit the body")

@@ -68,7 +68,7 @@ def load_pb2() -> ModuleType:
 
 def _tensor(raw_input: Any, raw: bytes | None) -> Tensor:
     datatype = raw_input.datatype
-    if datatype not in NUMERIC:
+    if not isinstance(datatype, str) or datatype not in NUMERIC:
         raise BadRequestError(
             f"input '{raw_input.name}': datatype {datatype!r} is not supported; send FP32"
         )

@@ -67,7 +67,7 @@ class RolloutSettings(PlatformSettings):
     """The rollout reconciler: keeps serving on the version behind @champion."""
 
     project: str = Field("diecast", description="Registered model watched.")
-    mode: Literal["embedded", "cluster"] = Field(
+    rollout_mode: Literal["embedded", "cluster"] = Field(
         "embedded",
         description="embedded: call the predictor's load API; cluster: patch the InferenceService.",
     )
@@ -90,8 +90,8 @@ class RolloutSettings(PlatformSettings):
     reconcile_interval_s: float = Field(
         30.0, description="Seconds between periodic reconciles (the backstop for lost webhooks)."
     )
-    host: str = Field("127.0.0.1", description="Interface the webhook receiver binds.")
-    port: int = Field(8090, description="Port of the webhook receiver.")
+    rollout_host: str = Field("127.0.0.1", description="Interface the webhook receiver binds.")
+    rollout_port: int = Field(8090, description="Port of the webhook receiver.")
 
 
 def serving_settings(**overrides: Any) -> ServingSettings:

@@ -107,7 +107,7 @@ class FeatureValidator:
     ) -> list[FieldProblem]:
         return [
             FieldProblem(name, f"must be a number, got {_describe(value)}", index)
-            for name, value in zip(names or self.names, row, strict=True)
+            for name, value in zip(self.names if names is None else names, row, strict=True)
             if type(value) not in _NUMBER
         ]
 

@@ -62,10 +62,12 @@ def list_versions(project: ProjectArg = "diecast") -> None:
     if not rows:
         raise RegistryError(f"no registered versions of '{project}' yet (run `castml pipeline run`)")
     table = Table(title=f"registered model {project}")
-    for column in ("version", "aliases", "gate", "reason", "data hash"):
-        table.add_column(column)
+    for column in ("version", "aliases", "reason", "data hash"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("gate", overflow="fold")
     for row in rows:
-        table.add_row(str(row.version), " ".join(f"@{a}" for a in row.aliases), row.gate[:70], row.reason, row.data_hash)
+        aliases = " ".join(f"@{a}" for a in row.aliases)
+        table.add_row(str(row.version), aliases, row.reason, row.data_hash, row.gate[:70])
     console.print(table)
 
 

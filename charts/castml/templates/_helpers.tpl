@@ -111,7 +111,7 @@ http://{{ include "castml.collectorService" . }}.{{ .Release.Namespace }}.svc.cl
 {{- define "castml.projectNames" -}}
 {{- $names := list -}}
 {{- range $name, $p := .Values.projects -}}
-{{- if $p }}{{ $names = append $names $name }}{{ end -}}
+{{- if not (kindIs "invalid" $p) }}{{ $names = append $names $name }}{{ end -}}
 {{- end -}}
 {{- toJson (sortAlpha $names) -}}
 {{- end }}

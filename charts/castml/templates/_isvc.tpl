@@ -62,6 +62,11 @@ autoScaling:
     - {{ . | quote }}
     {{- end }}
   env:
+    # The servers bind loopback unless told otherwise.
+    - name: CASTML_HOST
+      value: "0.0.0.0"
+    - name: CASTML_PROJECT
+      value: {{ .name | quote }}
     - name: CASTML_MLFLOW_URI
       value: {{ include "castml.mlflowUri" .ctx | quote }}
     {{- if .pinned }}

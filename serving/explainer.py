@@ -1,0 +1,191 @@
+"""The explainer: SHAP over the 30 raw features of the version the predictor serves.
+
+It asks the predictor which version it serves on each request (one small GET), and
+switches its own copy to that version, so an explanation always matches the served
+model. The background is the sample logged with that version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from castml.spec import load_spec
+from serving import anchors
+from serving.asgi import App, Request, Response, json_response
+from serving.codec import features_matrix, tensors_from_json
+from serving.errors import BadRequestError, MethodUnavailableError, NotFoundError
+from serving.metrics import ServerMetrics
+from serving.server import version_source
+from serving.settings import ServingSettings
+from serving.shapley import shapley
+from serving.slot import ModelSlot
+from serving.store import ServedModel
+from serving.transformer import PredictorClient
+from serving.validation import FeatureValidator
+
+METHOD = "shap-permutation-antithetic"
+MAX_INSTANCES = 16
+MAX_PERMUTATIONS = 64
+
+
+class Explainer:
+    def __init__(self, settings: ServingSettings, project: str | None = None) -> None:
+        self.settings = settings
+        self.spec = load_spec(project or settings.project)
+        self.metrics = ServerMetrics("explainer")
+        self.slot = ModelSlot(version_source(settings, self.spec.name), self.spec, self.metrics)
+        self.validator = FeatureValidator(self.spec, MAX_INSTANCES)
+        self.predictor = PredictorClient(
+            settings.predictor_url, self.spec.name, settings.predictor_timeout_s
+        )
+
+    async def served(self) -> ServedModel:
+        """The version the predictor serves now, loaded here too if it is new."""
+        meta = await self.predictor.get(f"/v2/models/{self.spec.name}")
+        version = str(meta["versions"][0])
+        if not self.slot.ready or self.slot.current.version != version:
+            await self.slot.load(version)
+        return self.slot.current
+
+    def _check_model(self, request: Request) -> None:
+        name = request.params.get("model")
+        if name != self.spec.name:
+            raise NotFoundError(f"unknown model '{name}'; this endpoint serves '{self.spec.name}'")
+
+    async def explain_v1(self, request: Request) -> Response:
+        self._check_model(request)
+        payload = request.json()
+        if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
+            raise BadRequestError(
+                'send {"features": {...}} or {"instances": [{...}]}, optionally with '
+                '"method": "shap"|"anchors", "top_k", "permutations", "chart"'
+            )
+        batch = "instances" in payload
+        records = payload["instances"] if batch else [payload["features"]]
+        if not isinstance(records, list):
+            raise BadRequestError("'instances' must be a list of records")
+        x = self.validator.records(records, batch)
+        return await self._answer(x, payload, batch, request)
+
+    async def explain_v2(self, request: Request) -> Response:
+        self._check_model(request)
+        payload = request.json()
+        x = features_matrix(tensors_from_json(payload), self.spec.feature_names, MAX_INSTANCES)
+        self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
+        options = payload.get("parameters") or {}
+        if not isinstance(options, dict):
+            raise BadRequestError("'parameters' must be an object")
+        return await self._answer(x, options, len(x) > 1, request)
+
+    async def _answer(
+        self, x: np.ndarray, options: dict[str, Any], batch: bool, request: Request
+    ) -> Response:
+        started = time.perf_counter()
+        method = options.get("method", "shap")
+        top_k = _bounded_int(options, "top_k", self.settings.top_k, 1, len(self.spec.features))
+        permutations = _bounded_int(
+            options, "permutations", self.settings.shap_permutations, 2, MAX_PERMUTATIONS
+        )
+        chart = options.get("chart", True)
+        if method not in ("shap", "anchors") or not isinstance(chart, bool):
+            raise BadRequestError("'method' must be 'shap' or 'anchors'; 'chart' a boolean")
+        if method == "anchors" and not anchors.available():
+            raise MethodUnavailableError(anchors.INSTALL_HINT)
+        served = await self.served()
+        if method == "anchors":
+            results = [await asyncio.to_thread(anchors.anchors, served, row) for row in x]
+        else:
+            results = [
+                await asyncio.to_thread(self._shap, served, row, top_k, permutations, chart)
+                for row in x
+            ]
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        self.metrics.total.observe(elapsed / 1000)
+        for result in results:
+            result.update(
+                model_version=served.label, request_id=request_id, processing_time_ms=elapsed
+            )
+        headers = [(b"x-model-version", served.version.encode())]
+        if batch:
+            return json_response(
+                {"explanations": results, "model_version": served.label}, headers=headers
+            )
+        return json_response(results[0], headers=headers)
+
+    def _shap(
+        self, served: ServedModel, row: np.ndarray, top_k: int, permutations: int, chart: bool
+    ) -> dict[str, Any]:
+        if served.background is None:
+            raise MethodUnavailableError(
+                f"version {served.version} has no explainer background logged; re-register it"
+            )
+        background = served.background[: self.settings.shap_background_rows]
+        result = shapley(served.model.score, row, background, permutations)
+        names = self.spec.feature_names
+        order = np.argsort(-np.abs(result.phi), kind="stable")[:top_k]
+        top = [
+            {"feature": names[j], "value": float(row[j]), "attribution": float(result.phi[j])}
+            for j in order
+        ]
+        body: dict[str, Any] = {
+            "method": METHOD,
+            "output": "probability" if self.spec.is_classification else "prediction",
+            "base_value": result.base_value,
+            "prediction": result.prediction,
+            "attributions": dict(zip(names, result.phi.tolist(), strict=True)),
+            "top_features": top,
+            "local_accuracy_error": result.local_accuracy_error,
+            "background_rows": len(background),
+            "permutations": permutations,
+        }
+        if chart:
+            from serving.chart import attribution_png
+
+            body["chart_png_base64"] = attribution_png(
+                top,
+                result.base_value,
+                result.prediction,
+                f"{served.label}: top {len(top)} features",
+            )
+        return body
+
+    async def live(self, request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        served = await self.served()
+        return json_response({"ready": True, "version": served.version})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        body, content_type = self.metrics.render()
+        return Response(body, 200, content_type)
+
+
+def _bounded_int(options: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = options.get(key, default)
+    if type(value) is not int or not low <= value <= high:
+        raise BadRequestError(f"'{key}' must be an integer in [{low}, {high}]")
+    return value
+
+
+def explainer_app(settings: ServingSettings, project: str | None = None) -> App:
+    e = Explainer(settings, project)
+    app = App(settings.max_body_bytes)
+    app.route("POST", "/v1/models/{model}:explain", e.explain_v1)
+    app.route("POST", "/v2/models/{model}/explain", e.explain_v2)
+    app.route("GET", "/v2/health/live", e.live)
+    app.route("GET", "/v2/health/ready", e.ready)
+    app.route("GET", "/metrics", e.metrics_endpoint)
+
+    async def warm() -> None:
+        import serving.chart  # noqa: F401  matplotlib's import would otherwise land on a request
+
+    app.on_startup.append(warm)
+    app.on_shutdown.append(e.predictor.close)
+    return app

@@ -1,0 +1,98 @@
+"""Start and stop the serving processes on 127.0.0.1 (demo, benchmark, integration tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m serving` resolves
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    role: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    grpc_port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(
+    role: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    project: str = "diecast",
+    grpc: bool = False,
+    predictor: ServerProcess | None = None,
+    timeout_s: float = 90.0,
+    cwd: Path | None = None,
+) -> ServerProcess:
+    """`python -m serving <role>` on free loopback ports; returns once it answers."""
+    port = free_port()
+    grpc_port = free_port() if grpc else None
+    args = [
+        sys.executable,
+        "-m",
+        "serving",
+        role,
+        "--http_port",
+        str(port),
+        "--model_name",
+        project,
+    ]
+    if grpc_port:
+        args += ["--grpc_port", str(grpc_port)]
+    if predictor:
+        args += ["--predictor_host", f"127.0.0.1:{predictor.port}"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{role}-{port}.log"
+    process = subprocess.Popen(
+        args,
+        cwd=cwd or SOURCE_ROOT,
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = ServerProcess(role, port, process, log, grpc_port)
+    probe = "/v2/health/ready" if role == "predictor" else "/v2/health/live"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{role} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(server.url + probe, timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{role} not ready after {timeout_s}s:\n{log.read_text()[-3000:]}")

@@ -1,0 +1,121 @@
+"""The drift job end to end: collector Parquet + @champion's reference -> MLflow + gauges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from collector_process import FEATURES, CollectorProcess, read_logs
+
+from castml import registry
+from castml.data.diecast import generate
+from monitoring.drift_job import TAG_MODEL_VERSION, TAG_STATUS, run_drift
+from monitoring.payloads import binary_event, v2_request, v2_response
+from monitoring.settings import DriftSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _send(
+    collector: CollectorProcess, rows: int, scenario: str, version: str, scores: np.ndarray
+) -> None:
+    frame = generate(rows, seed=11, scenario=scenario, severity=2.0)
+    for i in range(rows):
+        rid = f"{scenario}-{i}"
+        request = binary_event(
+            "request", rid, "diecast", v2_request(frame[FEATURES].to_numpy()[i : i + 1], FEATURES)
+        )
+        response = binary_event(
+            "response", rid, "diecast", v2_response(scores[i : i + 1], "diecast", version, rid)
+        )
+        assert collector.post(*request).status_code == 202
+        assert collector.post(*response).status_code == 202
+        if i % 2 == 0:  # half the labels arrive
+            label = {"request_id": rid, "label": int(frame["defect"].iloc[i])}
+            assert collector.client.post("/v1/feedback", json=label).status_code == 202
+    collector.wait_for(lambda: len(read_logs(collector.home, version)) == rows)
+    collector.wait_for(lambda: len(read_logs(collector.home, "feedback")) == (rows + 1) // 2)
+
+
+def _reference_scores(uri: str, n: int) -> np.ndarray:
+    import pandas as pd
+
+    client = registry.client(uri)
+    version = registry.alias_version(client, "diecast", registry.CHAMPION)
+    assert version is not None
+    local = client.download_artifacts(str(version.run_id), registry.REFERENCE_ARTIFACT)
+    scores = pd.read_parquet(local)["score"].to_numpy()
+    return np.random.default_rng(3).choice(scores, n)
+
+
+def _settings(home: Path, uri: str) -> DriftSettings:
+    return DriftSettings.model_validate({"home": home, "mlflow_uri": uri})
+
+
+def _run_tags(uri: str, run_id: str | None) -> dict[str, Any]:
+    assert run_id
+    return dict(registry.client(uri).get_run(run_id).data.tags)
+
+
+def test_an_empty_window_is_insufficient_data_not_an_error(
+    tmp_path: Path, registered_diecast: Any
+) -> None:
+    result = run_drift("diecast", "1d", _settings(tmp_path, registered_diecast.uri))
+    assert result.status == "insufficient_data" and result.rows["current"] == 0
+    assert not result.dataset_drift and result.report_uri is None
+    assert (
+        _run_tags(registered_diecast.uri, result.mlflow_run_id)[TAG_STATUS] == "insufficient_data"
+    )
+    assert "castml_drift_insufficient_data" in (tmp_path / "metrics" / "drift.prom").read_text()
+
+
+@pytest.mark.parametrize("scenario", ["none", "sensor_degradation"])
+def test_drift_job_flags_drifted_traffic_only(
+    tmp_path: Path, registered_diecast: Any, scenario: str
+) -> None:
+    uri = registered_diecast.uri
+    version = str(registered_diecast.versions[0])
+    rows = 400
+    collector = CollectorProcess(tmp_path).start()
+    try:
+        _send(collector, rows, scenario, version, _reference_scores(uri, rows))
+    finally:
+        collector.stop()
+
+    result = run_drift("diecast", "1d", _settings(tmp_path, uri))
+    assert result.status == "ok" and result.model_version == version
+    assert result.rows["current"] == rows and result.rows["labeled"] == rows // 2
+    drifted = [name for name, feature in result.features.items() if feature.drifted]
+    if scenario == "none":
+        assert (
+            result.drift_share is not None and result.drift_share < 0.1 and not result.dataset_drift
+        )
+    else:  # the generator's scenarios move 7-9 of the 30 features
+        assert len(drifted) >= 6
+    assert result.dataset_drift is (result.drift_share >= 0.3)  # the spec's drift_share
+    assert len(result.features) == 30 and result.prediction_drift is not None
+    assert result.performance is not None and {"f1", "roc_auc"} <= set(result.performance)
+
+    tags = _run_tags(uri, result.mlflow_run_id)
+    assert tags[TAG_MODEL_VERSION] == version
+    client = registry.client(uri)
+    run = client.get_run(str(result.mlflow_run_id))
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "castml/diecast/monitoring"
+    artifacts = {a.path for a in client.list_artifacts(str(result.mlflow_run_id), "drift")}
+    assert {
+        "drift/drift_report.html",
+        "drift/result.json",
+        "drift/quality_report.html",
+    } <= artifacts
+    gauges = (tmp_path / "metrics" / "drift.prom").read_text()
+    for name in (
+        "castml_drift_share",
+        "castml_drift_feature_score",
+        "castml_realised_f1",
+        "castml_realised_roc_auc",
+        "castml_drift_window_rows",
+    ):
+        assert name in gauges

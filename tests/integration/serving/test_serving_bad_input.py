@@ -1,0 +1,165 @@
+"""Every malformed request answers 4xx with a clear message, never 5xx (fuzzed too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from castml.spec import ProjectSpec, load_spec
+from serving.store import smoke_rows
+from tests.integration.serving.conftest import Stack
+from tests.unit.serving.support import valid_record
+
+pytestmark = pytest.mark.integration
+
+FEATURES = {
+    "inputs": [
+        {
+            "name": "x",
+            "datatype": "FP32",
+            "shape": [1, 30],
+            "data": smoke_rows(load_spec("diecast"))[0].tolist(),
+        }
+    ]
+}
+
+CASES: list[tuple[str, str, str, bytes, int, str]] = [
+    # (server, method, path, body, status, words in the message)
+    ("predictor", "POST", "/v2/models/diecast/infer", b"", 400, "empty"),
+    ("predictor", "POST", "/v2/models/diecast/infer", b"{not json", 400, "not valid JSON"),
+    ("predictor", "POST", "/v2/models/diecast/infer", b"[]", 400, "JSON object"),
+    ("predictor", "POST", "/v2/models/nope/infer", b"{}", 404, "unknown model"),
+    (
+        "predictor",
+        "POST",
+        "/v2/models/diecast/versions/9/infer",
+        b"{}",
+        404,
+        "version 9 is not loaded",
+    ),
+    ("predictor", "GET", "/v2/models/diecast/versions/9", b"", 404, "version 9"),
+    ("predictor", "GET", "/v2/models/diecast/infer", b"", 405, "not allowed"),
+    ("predictor", "POST", "/nowhere", b"", 404, "no route"),
+    (
+        "predictor",
+        "POST",
+        "/v2/repository/models/diecast/load",
+        b'{"parameters": {"version": "77"}}',
+        404,
+        "no version 77",
+    ),
+    (
+        "predictor",
+        "POST",
+        "/v2/repository/models/diecast/load",
+        b'{"parameters": {"version": true}}',
+        400,
+        "version",
+    ),
+    ("transformer", "POST", "/v1/models/diecast:predict", b"", 400, "empty"),
+    ("transformer", "POST", "/v1/models/diecast:predict", b"\xff\xfe", 400, "not valid JSON"),
+    ("transformer", "POST", "/v1/models/diecast:predict", b'{"rows": []}', 400, "features"),
+    ("transformer", "POST", "/v1/models/diecast:predict", b'{"instances": []}', 400, "empty"),
+    ("transformer", "POST", "/v1/models/diecast:predict", b'{"instances": {}}', 400, "list"),
+    ("transformer", "POST", "/v1/models/diecast:predict", b'{"features": 3}', 400, "object keyed"),
+    ("transformer", "POST", "/v1/models/other:predict", b'{"features": {}}', 404, "unknown model"),
+    ("transformer", "POST", "/v2/models/diecast/versions/9/infer", None, 404, "version 9"),  # type: ignore[list-item]
+    ("explainer", "POST", "/v1/models/diecast:explain", b"{}", 400, "features"),
+    ("explainer", "POST", "/v1/models/other:explain", b"{}", 404, "unknown model"),
+]
+
+
+def body_of(raw: bytes | None) -> bytes:
+    import orjson
+
+    return orjson.dumps(FEATURES) if raw is None else raw
+
+
+@pytest.mark.parametrize(("server", "method", "path", "raw", "status", "words"), CASES)
+def test_bad_requests(
+    stack: Stack, server: str, method: str, path: str, raw: bytes | None, status: int, words: str
+) -> None:
+    url = getattr(stack, server).url + path
+    response = httpx.request(method, url, content=body_of(raw))
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+
+
+def test_oversized_body_is_413(stack: Stack) -> None:
+    big = b'{"inputs": [' + b" " * (5 * 1024 * 1024) + b"]}"
+    for server in (stack.predictor, stack.transformer):
+        response = httpx.post(f"{server.url}/v2/models/diecast/infer", content=big)
+        assert response.status_code == 413 and "limit" in response.json()["error"]
+
+
+def test_oversized_chunked_body_is_413(stack: Stack) -> None:
+    def chunks() -> Any:
+        for _ in range(80):
+            yield b" " * 65536
+
+    response = httpx.post(f"{stack.predictor.url}/v2/models/diecast/infer", content=chunks())
+    assert response.status_code == 413
+
+
+def test_anchors_without_alibi_is_a_clear_4xx(stack: Stack, spec: ProjectSpec) -> None:
+    response = httpx.post(
+        f"{stack.explainer.url}/v1/models/diecast:explain",
+        json={"features": valid_record(spec), "method": "anchors"},
+        timeout=30,
+    )
+    assert response.status_code == 422
+    assert "alibi" in response.json()["error"] and "optional extra" in response.json()["error"]
+
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=4)
+)
+json_any = st.recursive(
+    json_leaf,
+    lambda i: st.lists(i, max_size=3) | st.dictionaries(st.text(max_size=8), i, max_size=3),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=st.one_of(
+        json_any,
+        st.fixed_dictionaries(
+            {"features": st.dictionaries(st.sampled_from(["Process_Temperature", "x"]), json_any)}
+        ),
+        st.fixed_dictionaries({"instances": st.lists(json_any, max_size=3)}),
+        st.fixed_dictionaries(
+            {
+                "inputs": st.lists(
+                    st.dictionaries(
+                        st.sampled_from(["name", "shape", "datatype", "data"]), json_any
+                    ),
+                    max_size=3,
+                )
+            }
+        ),
+    ),
+    target=st.sampled_from(["/v1/models/diecast:predict", "/v2/models/diecast/infer"]),
+)
+def test_fuzzed_bodies_never_5xx(stack: Stack, body: Any, target: str) -> None:
+    import orjson
+
+    response = httpx.post(stack.transformer.url + target, content=orjson.dumps(body))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=st.binary(max_size=200))
+def test_fuzzed_bytes_never_5xx(stack: Stack, raw: bytes) -> None:
+    response = httpx.post(f"{stack.predictor.url}/v2/models/diecast/infer", content=raw)
+    assert 400 <= response.status_code < 500, response.text
