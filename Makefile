@@ -55,3 +55,13 @@ bench: setup  ## benchmarks: ratios against a peer measured in the same run
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+
+# --- the cluster path: needs Docker + kind; cannot run on the CI machines (see README) ---
+kind-up:  ## kind cluster with KServe (Standard mode) and KFP standalone
+	bash scripts/kind.sh up
+images:  ## build the images and load them into kind
+	bash scripts/kind.sh images
+kind-deploy: tools  ## helm install the chart into the kind cluster
+	bash scripts/kind.sh deploy
+e2e: setup  ## pytest -m e2e against the kind cluster
+	bash scripts/kind.sh e2e

@@ -25,7 +25,9 @@ class DataValidationError(CastmlError):
         self.problems = problems
         listed = "; ".join(problems[:20])
         more = f" (+{len(problems) - 20} more)" if len(problems) > 20 else ""
-        super().__init__(f"data set failed validation with {len(problems)} problem(s): {listed}{more}")
+        super().__init__(
+            f"data set failed validation with {len(problems)} problem(s): {listed}{more}"
+        )
 
 
 class MlflowUnavailableError(CastmlError):

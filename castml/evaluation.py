@@ -46,14 +46,19 @@ class Evaluation:
         return cls(**raw)
 
 
-def _scores(spec: ProjectSpec, y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+def _scores(
+    spec: ProjectSpec, y: np.ndarray, score: np.ndarray, threshold: float
+) -> dict[str, float]:
     if spec.is_classification:
         return classification_metrics(y, score, threshold)
     return regression_metrics(y, score)
 
 
 def evaluate(
-    spec: ProjectSpec, model_dir: Path, baseline_dir: Path, test: pd.DataFrame,
+    spec: ProjectSpec,
+    model_dir: Path,
+    baseline_dir: Path,
+    test: pd.DataFrame,
     champion: tuple[int, Path] | None,
 ) -> Evaluation:
     """Score candidate, baseline and (when there is one) the champion on the same holdout."""
@@ -79,15 +84,24 @@ def evaluate(
 
     confusion, roc = None, None
     if spec.is_classification:
-        confusion = skm.confusion_matrix(y, (score >= threshold).astype(int), labels=[0, 1]).tolist()
+        confusion = skm.confusion_matrix(
+            y, (score >= threshold).astype(int), labels=[0, 1]
+        ).tolist()
         fpr, tpr, _ = skm.roc_curve(y, score)
         keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 50)).astype(int))
         roc = {"fpr": fpr[keep].round(5).tolist(), "tpr": tpr[keep].round(5).tolist()}
     return Evaluation(
-        task=str(spec.task), test_rows=len(test), candidate=candidate, baseline=baseline,
-        champion=champion_metrics, champion_version=champion_version, champion_note=note,
-        gate=apply_gates(candidate, champion_metrics, spec.gates), threshold=threshold,
-        confusion_matrix=confusion, roc=roc,
+        task=str(spec.task),
+        test_rows=len(test),
+        candidate=candidate,
+        baseline=baseline,
+        champion=champion_metrics,
+        champion_version=champion_version,
+        champion_note=note,
+        gate=apply_gates(candidate, champion_metrics, spec.gates),
+        threshold=threshold,
+        confusion_matrix=confusion,
+        roc=roc,
     )
 
 
@@ -102,6 +116,7 @@ def ablation_rows(evaluation: Evaluation) -> list[tuple[str, float, float, float
 
 def render_report(spec: ProjectSpec, evaluation: Evaluation, data_hash: str) -> str:
     """A self-contained HTML evaluation report (logged to MLflow with the run)."""
+
     def cell(value: float | None) -> str:
         return "&ndash;" if value is None else f"{value:.4f}"
 

@@ -70,29 +70,40 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start(layout: ServerLayout, host: str, port: int, wait_s: float = 120.0) -> subprocess.Popen[bytes]:
+def start(
+    layout: ServerLayout, host: str, port: int, wait_s: float = 120.0
+) -> subprocess.Popen[bytes]:
     """Start a server and wait for `/health`; the caller owns the process."""
     uri = f"http://{host}:{port}"
     if port_in_use(host, port):
-        raise CastmlError(f"port {port} on {host} is taken by another process (set CASTML_MLFLOW_PORT)")
+        raise CastmlError(
+            f"port {port} on {host} is taken by another process (set CASTML_MLFLOW_PORT)"
+        )
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.artifacts.mkdir(exist_ok=True)
     with layout.log_file.open("ab") as log:
         process = subprocess.Popen(
-            server_command(layout, host, port), stdout=log, stderr=subprocess.STDOUT,
-            env=server_env(), start_new_session=True,
+            server_command(layout, host, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_env(),
+            start_new_session=True,
         )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = layout.log_file.read_text(errors="replace")[-600:]
-            raise MlflowUnavailableError(uri, f"server exited with {process.returncode}; log tail: {tail}")
+            raise MlflowUnavailableError(
+                uri, f"server exited with {process.returncode}; log tail: {tail}"
+            )
         if is_healthy(uri):
             layout.pid_file.write_text(str(process.pid))
             return process
         time.sleep(0.3)
     stop_process(process)
-    raise MlflowUnavailableError(uri, f"no /health answer within {wait_s:.0f}s (log: {layout.log_file})")
+    raise MlflowUnavailableError(
+        uri, f"no /health answer within {wait_s:.0f}s (log: {layout.log_file})"
+    )
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:

@@ -7,6 +7,7 @@ version is deleted again, so no half-registered version is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,8 +23,14 @@ from castml.evaluation import Evaluation
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
 
-RUNTIME_FILES = ("__init__.py", "runtime/__init__.py", "runtime/ae_gbm.py", "runtime/encoder.py", "runtime/pyfunc.py",
-                 "runtime/model_code.py")
+RUNTIME_FILES = (
+    "__init__.py",
+    "runtime/__init__.py",
+    "runtime/ae_gbm.py",
+    "runtime/encoder.py",
+    "runtime/pyfunc.py",
+    "runtime/model_code.py",
+)
 
 
 @dataclass(frozen=True)
@@ -62,17 +69,20 @@ def signature(model: AeGbmModel) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    inputs = Schema([ColSpec("double", name) for name in model.features])
-    if model.manifest.is_classification:
-        heads = [ColSpec("float", "probability"), ColSpec("long", "label")]
-    else:
-        heads = [ColSpec("float", "prediction")]
-    latent = [ColSpec("float", f"latent_{i}") for i in range(model.manifest.latent_dim)]
-    return ModelSignature(inputs=inputs, outputs=Schema(heads + latent))
+    inputs: list[Any] = [ColSpec("double", name) for name in model.features]
+    outputs: list[Any] = (
+        [ColSpec("float", "probability"), ColSpec("long", "label")]
+        if model.manifest.is_classification
+        else [ColSpec("float", "prediction")]
+    )
+    outputs += [ColSpec("float", f"latent_{i}") for i in range(model.manifest.latent_dim)]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
 def flatten(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {f"{block}.{key}": value for block, values in params.items() for key, value in values.items()}
+    return {
+        f"{block}.{key}": value for block, values in params.items() for key, value in values.items()
+    }
 
 
 def reference_sample(spec: ProjectSpec, model: AeGbmModel, train: pd.DataFrame) -> pd.DataFrame:
@@ -86,13 +96,20 @@ def reference_sample(spec: ProjectSpec, model: AeGbmModel, train: pd.DataFrame) 
 def background_sample(spec: ProjectSpec, train: pd.DataFrame) -> np.ndarray:
     n = min(spec.monitoring.background_rows, len(train))
     rows = train.sample(n=n, random_state=spec.split.seed + 1)
-    return rows[spec.feature_names].to_numpy(np.float32)
+    return np.asarray(rows[spec.feature_names].to_numpy(np.float32))
 
 
 def register(
-    spec: ProjectSpec, tracking_uri: str, model_dir: Path, train: pd.DataFrame,
-    evaluation: Evaluation, report_html: str, data_hash: str, pipeline_run_id: str,
-    reason: str, params: dict[str, dict[str, Any]],
+    spec: ProjectSpec,
+    tracking_uri: str,
+    model_dir: Path,
+    train: pd.DataFrame,
+    evaluation: Evaluation,
+    report_html: str,
+    data_hash: str,
+    pipeline_run_id: str,
+    reason: str,
+    params: dict[str, dict[str, Any]],
 ) -> Registered:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -112,11 +129,18 @@ def register(
     mlflow.set_experiment(registry.experiment_name(spec.name))
     version: str | None = None
     try:
-        with mlflow.start_run(run_name=f"{spec.name}-{pipeline_run_id[:12]}") as run, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            mlflow.start_run(run_name=f"{spec.name}-{pipeline_run_id[:12]}") as run,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             mlflow.set_tags(version_tags)
             mlflow.log_params(flatten(params))
-            mlflow.log_metrics({**evaluation.candidate, **{f"baseline_{k}": v for k, v in evaluation.baseline.items()}})
+            mlflow.log_metrics(
+                {
+                    **evaluation.candidate,
+                    **{f"baseline_{k}": v for k, v in evaluation.baseline.items()},
+                }
+            )
             mlflow.log_dict(evaluation.to_json(), "evaluation/evaluation.json")
             mlflow.log_text(report_html, registry.REPORT_ARTIFACT)
             work = Path(tmp)
@@ -140,7 +164,10 @@ def register(
             registered = mlflow.register_model(info.model_uri, spec.name, tags=version_tags)
             version = registered.version
             aliases = [registry.CHALLENGER] if evaluation.gate.passed else []
-            if evaluation.gate.passed and registry.alias_version(mlflow_client, spec.name, registry.CHAMPION) is None:
+            if (
+                evaluation.gate.passed
+                and registry.alias_version(mlflow_client, spec.name, registry.CHAMPION) is None
+            ):
                 aliases.append(registry.CHAMPION)
             for alias in aliases:
                 mlflow_client.set_registered_model_alias(spec.name, alias, version)
@@ -148,11 +175,12 @@ def register(
     except (MlflowException, OSError) as exc:
         if version is not None:
             _delete_quietly(mlflow_client, spec.name, version)
-        raise MlflowUnavailableError(tracking_uri, f"registration failed, nothing registered: {exc}") from exc
+        raise MlflowUnavailableError(
+            tracking_uri, f"registration failed, nothing registered: {exc}"
+        ) from exc
 
 
 def _delete_quietly(mlflow_client: Any, name: str, version: str) -> None:
-    try:
+    # Best effort: the error that got us here is the one to report.
+    with contextlib.suppress(Exception):
         mlflow_client.delete_model_version(name, version)
-    except Exception:  # noqa: BLE001 - best effort; the original error is what matters
-        pass

@@ -105,9 +105,12 @@ def list_versions(mlflow_client: MlflowClient, project: str) -> list[VersionRow]
     versions = mlflow_client.search_model_versions(f"name='{project}'")
     rows = [
         VersionRow(
-            version=int(v.version), aliases=sorted(v.aliases or []),
-            gate=v.tags.get(TAG_GATE, ""), reason=v.tags.get(TAG_RETRAIN_REASON, ""),
-            data_hash=v.tags.get(TAG_DATA_HASH, ""), run_id=v.run_id or "",
+            version=int(v.version),
+            aliases=sorted(v.aliases or []),
+            gate=v.tags.get(TAG_GATE, ""),
+            reason=v.tags.get(TAG_RETRAIN_REASON, ""),
+            data_hash=v.tags.get(TAG_DATA_HASH, ""),
+            run_id=v.run_id or "",
             created_ms=int(v.creation_timestamp or 0),
         )
         for v in versions
@@ -125,5 +128,7 @@ def download_model_dir(project: str, version: int | str, dest: Path, tracking_ur
     source = MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_download_uri(
         project, str(version)
     )
-    local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dest), tracking_uri=tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=str(dest), tracking_uri=tracking_uri
+    )
     return Path(local) / MODEL_DIR_IN_PYFUNC

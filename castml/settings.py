@@ -19,7 +19,7 @@ class PlatformSettings(BaseSettings):
 
     home: Path = Field(
         Path(".castml"),
-        description="Root of all embedded-mode state: MLflow DB and artifacts, logs, pipeline runs.",
+        description="Root of embedded-mode state: MLflow DB and artifacts, logs, pipeline runs.",
     )
     mlflow_uri: str | None = Field(
         None,
@@ -46,9 +46,12 @@ class PipelineSettings(PlatformSettings):
     """The training pipeline: how it runs locally and where a KFP API lives."""
 
     profile: str | None = Field(
-        None, description="Hyper-parameter profile from the spec (e.g. `fast`); unset: full training."
+        None,
+        description="Hyper-parameter profile from the spec (e.g. `fast`); unset: full training.",
     )
-    kfp_host: str | None = Field(None, description="KFP API endpoint for submit/schedule (cluster mode).")
+    kfp_host: str | None = Field(
+        None, description="KFP API endpoint for submit/schedule (cluster mode)."
+    )
     pipeline_image: str = Field(
         "ghcr.io/castml/pipeline:0.1.0",
         description="Container image the KFP components run in on a cluster.",

@@ -81,7 +81,9 @@ class ModelSpec(_Strict):
     profiles: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     seed: int = 0
 
-    def resolved(self, profile: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    def resolved(
+        self, profile: str | None = None, overrides: dict[str, Any] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Hyper-parameters: `params`, overlaid by a profile, then by explicit overrides."""
         params = copy.deepcopy(self.params)
         layers: list[dict[str, Any]] = []
@@ -168,7 +170,7 @@ class ProjectSpec(_Strict):
 
 @functools.lru_cache(maxsize=64)
 def load_spec(name_or_path: str | Path) -> ProjectSpec:
-    """Load a spec by project name (bundled) or by a path to a YAML file (cached: specs are frozen)."""
+    """A spec by project name (bundled) or by path to a YAML file (cached: specs are frozen)."""
     path = Path(name_or_path)
     if path.suffix not in {".yaml", ".yml"}:
         path = PROJECTS_DIR / f"{name_or_path}.yaml"

@@ -10,27 +10,33 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from castml import registry
-from castml.data.loaders import data_hash, load_dataset
-from castml.data.validation import validated
-from castml.evaluation import Evaluation, evaluate, render_report
-from castml.models.train import EpochCallback, train
-from castml.registration import Registered, register
 from castml.spec import ProjectSpec, load_spec
 
+# Each KFP component is a fresh process that runs one step: import per step, so
+# `validate` does not pay for torch, MLflow's model flavours or scikit-learn.
+if TYPE_CHECKING:
+    from castml.evaluation import Evaluation
+    from castml.models.train import EpochCallback
+    from castml.registration import Registered
 
-def resolve_params(spec: ProjectSpec, profile: str, overrides_json: str) -> dict[str, dict[str, Any]]:
+
+def resolve_params(
+    spec: ProjectSpec, profile: str, overrides_json: str
+) -> dict[str, dict[str, Any]]:
     overrides = json.loads(overrides_json) if overrides_json else None
     return spec.model.resolved(profile or None, overrides)
 
 
 def validate_step(project: str, data_path: str, out_path: Path) -> str:
     """Load and validate the data set; write it as Parquet; return its content hash."""
+    from castml.data.loaders import data_hash, load_dataset
+    from castml.data.validation import validated
+
     spec = load_spec(project)
     frame = validated(load_dataset(spec, data_path or None), spec)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,38 +44,67 @@ def validate_step(project: str, data_path: str, out_path: Path) -> str:
     return data_hash(frame)
 
 
-def split_step(project: str, data_path: Path, train_path: Path, validation_path: Path, test_path: Path) -> None:
+def split_step(
+    project: str, data_path: Path, train_path: Path, validation_path: Path, test_path: Path
+) -> None:
     """Stratified (for classification) train / validation / test split, seeded by the spec."""
+    from sklearn.model_selection import train_test_split
+
     spec = load_spec(project)
     frame = pd.read_parquet(data_path)
     stratify = frame[spec.target] if spec.is_classification else None
-    rest, test = train_test_split(frame, test_size=spec.split.test, random_state=spec.split.seed, stratify=stratify)
+    rest, test = train_test_split(
+        frame, test_size=spec.split.test, random_state=spec.split.seed, stratify=stratify
+    )
     share = spec.split.validation / (1 - spec.split.test)
     stratify = rest[spec.target] if spec.is_classification else None
-    fit, val = train_test_split(rest, test_size=share, random_state=spec.split.seed, stratify=stratify)
+    fit, val = train_test_split(
+        rest, test_size=share, random_state=spec.split.seed, stratify=stratify
+    )
     for part, path in ((fit, train_path), (val, validation_path), (test, test_path)):
         path.parent.mkdir(parents=True, exist_ok=True)
         part.reset_index(drop=True).to_parquet(path, index=False)
 
 
 def train_step(
-    project: str, train_path: Path, validation_path: Path, model_dir: Path, baseline_dir: Path,
-    profile: str = "", overrides_json: str = "", on_epoch: EpochCallback | None = None,
+    project: str,
+    train_path: Path,
+    validation_path: Path,
+    model_dir: Path,
+    baseline_dir: Path,
+    profile: str = "",
+    overrides_json: str = "",
+    on_epoch: EpochCallback | None = None,
 ) -> list[float]:
+    from castml.models.train import train
+
     spec = load_spec(project)
     params = resolve_params(spec, profile, overrides_json)
     result = train(
-        spec, pd.read_parquet(train_path), pd.read_parquet(validation_path),
-        model_dir, baseline_dir, params, on_epoch,
+        spec,
+        pd.read_parquet(train_path),
+        pd.read_parquet(validation_path),
+        model_dir,
+        baseline_dir,
+        params,
+        on_epoch,
     )
     return result.history
 
 
 def evaluate_step(
-    project: str, model_dir: Path, baseline_dir: Path, test_path: Path, tracking_uri: str,
-    data_hash_value: str, evaluation_path: Path, report_path: Path,
+    project: str,
+    model_dir: Path,
+    baseline_dir: Path,
+    test_path: Path,
+    tracking_uri: str,
+    data_hash_value: str,
+    evaluation_path: Path,
+    report_path: Path,
 ) -> Evaluation:
     """Score the candidate against floors, the baseline and the current @champion."""
+    from castml.evaluation import evaluate, render_report
+
     spec = load_spec(project)
     champion = None
     mlflow_client = registry.client(tracking_uri)
@@ -77,7 +112,10 @@ def evaluate_step(
     with tempfile.TemporaryDirectory() as tmp:
         if reigning is not None:
             version = int(reigning.version)
-            champion = (version, registry.download_model_dir(spec.name, version, Path(tmp), tracking_uri))
+            champion = (
+                version,
+                registry.download_model_dir(spec.name, version, Path(tmp), tracking_uri),
+            )
         result = evaluate(spec, model_dir, baseline_dir, pd.read_parquet(test_path), champion)
     evaluation_path.parent.mkdir(parents=True, exist_ok=True)
     evaluation_path.write_text(json.dumps(result.to_json(), indent=2))
@@ -87,34 +125,101 @@ def evaluate_step(
 
 
 def register_step(
-    project: str, model_dir: Path, train_path: Path, evaluation_path: Path, report_path: Path,
-    data_hash_value: str, pipeline_run_id: str, reason: str, tracking_uri: str,
-    profile: str = "", overrides_json: str = "",
+    project: str,
+    model_dir: Path,
+    train_path: Path,
+    evaluation_path: Path,
+    report_path: Path,
+    data_hash_value: str,
+    pipeline_run_id: str,
+    reason: str,
+    tracking_uri: str,
+    profile: str = "",
+    overrides_json: str = "",
 ) -> Registered:
+    from castml.evaluation import Evaluation
+    from castml.registration import register
+
     spec = load_spec(project)
     return register(
-        spec, tracking_uri, model_dir, pd.read_parquet(train_path),
+        spec,
+        tracking_uri,
+        model_dir,
+        pd.read_parquet(train_path),
         Evaluation.from_json(json.loads(evaluation_path.read_text())),
-        report_path.read_text(), data_hash_value, pipeline_run_id, reason,
+        report_path.read_text(),
+        data_hash_value,
+        pipeline_run_id,
+        reason,
         resolve_params(spec, profile, overrides_json),
     )
 
 
 def run_direct(
-    project: str, tracking_uri: str, workdir: Path, *, profile: str = "", overrides_json: str = "",
-    data_path: str = "", reason: str = "manual", run_id: str = "direct",
+    project: str,
+    tracking_uri: str,
+    workdir: Path,
+    *,
+    profile: str = "",
+    overrides_json: str = "",
+    data_path: str = "",
+    reason: str = "manual",
+    run_id: str = "direct",
     on_epoch: EpochCallback | None = None,
 ) -> Registered:
     """All five steps in this process, without KFP."""
     registry.ensure_reachable(tracking_uri)
-    paths = {name: workdir / name for name in ("data.parquet", "train.parquet", "validation.parquet",
-                                               "test.parquet", "model", "baseline", "evaluation.json",
-                                               "report.html")}
+    paths = {
+        name: workdir / name
+        for name in (
+            "data.parquet",
+            "train.parquet",
+            "validation.parquet",
+            "test.parquet",
+            "model",
+            "baseline",
+            "evaluation.json",
+            "report.html",
+        )
+    }
     digest = validate_step(project, data_path, paths["data.parquet"])
-    split_step(project, paths["data.parquet"], paths["train.parquet"], paths["validation.parquet"], paths["test.parquet"])
-    train_step(project, paths["train.parquet"], paths["validation.parquet"], paths["model"], paths["baseline"],
-               profile, overrides_json, on_epoch)
-    evaluate_step(project, paths["model"], paths["baseline"], paths["test.parquet"], tracking_uri, digest,
-                  paths["evaluation.json"], paths["report.html"])
-    return register_step(project, paths["model"], paths["train.parquet"], paths["evaluation.json"],
-                         paths["report.html"], digest, run_id, reason, tracking_uri, profile, overrides_json)
+    split_step(
+        project,
+        paths["data.parquet"],
+        paths["train.parquet"],
+        paths["validation.parquet"],
+        paths["test.parquet"],
+    )
+    train_step(
+        project,
+        paths["train.parquet"],
+        paths["validation.parquet"],
+        paths["model"],
+        paths["baseline"],
+        profile,
+        overrides_json,
+        on_epoch,
+    )
+    evaluate_step(
+        project,
+        paths["model"],
+        paths["baseline"],
+        paths["test.parquet"],
+        tracking_uri,
+        digest,
+        paths["evaluation.json"],
+        paths["report.html"],
+    )
+    return register_step(
+        project,
+        paths["model"],
+        paths["train.parquet"],
+        paths["evaluation.json"],
+        paths["report.html"],
+        digest,
+        run_id,
+        reason,
+        tracking_uri,
+        profile,
+        overrides_json,
+    )

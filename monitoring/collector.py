@@ -75,7 +75,7 @@ class Collector:
         self.features_of = features_of
         self.logs_root = settings.logs_dir
         self.wal = WriteAheadLog(settings.wal_dir)
-        self.metrics = CollectorMetrics()
+        self.metrics = CollectorMetrics(settings.gauges_dir)
         self._wal_queue: list[tuple[bytes, dict[str, Any], asyncio.Future[str]]] = []
         self._inflight: dict[str, asyncio.Future[str]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -179,7 +179,7 @@ class Collector:
                     continue
                 for _, record, future in group:
                     self._accept(record, segment)
-                    self.metrics.received.labels(str(record["k"])).inc()
+                    self.metrics.received.labels(str(record["k"]), str(record["p"])).inc()
                     if not future.done():
                         future.set_result("accepted")
                 if (
@@ -297,14 +297,17 @@ class Collector:
         return plans
 
     def _committed(self, items: list[Any]) -> None:
+        written = self.metrics.written
         for item in items:
             if isinstance(item, tuple):
-                self.metrics.written.labels("inference").inc(len(item[0].record["rows"]))
+                project = str(item[0].record["p"])
+                written.labels("inference", project).inc(len(item[0].record["rows"]))
             elif item.record["k"] == "feedback":
-                self.metrics.written.labels("feedback").inc()
+                written.labels("feedback", str(item.record["p"])).inc()
             else:
                 self.metrics.orphans.labels(str(item.record["k"])).inc()
-                self.metrics.written.labels("orphan").inc(max(1, len(_rows_of(item))))
+                rows = max(1, len(_rows_of(item)))
+                written.labels("orphan", str(item.record["p"])).inc(rows)
             for held in item if isinstance(item, tuple) else (item,):
                 self._segment_live[held.segment].discard(held.key)
 

@@ -1,7 +1,10 @@
 """HTTP face of the collector (Starlette: lean, and what FastAPI is built on).
 
 Routes: `POST /` and `POST /v1/events` (KServe logger CloudEvents), `POST /v1/feedback`
-(delayed labels), `GET /v1/status`, `GET /metrics`, `GET /healthz`.
+(delayed labels), `GET /v1/status`, `GET /metrics` (the collector's counters plus the
+drift job's gauges), `GET /healthz`; and, when a retrain policy is passed in (the
+chart sets CASTML_RETRAIN_TOKEN on the collector), `POST /v1/retrain` and
+`GET /v1/retrain/decisions` for Alertmanager's webhook on the same port.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from starlette.routing import Route
 
 from castml.errors import CastmlError
 from castml.spec import load_spec
-from monitoring import auth, events
+from monitoring import auth, events, retrain_api
 from monitoring.collector import Collector, QueueFullError, StorageUnavailableError
+from monitoring.policy import RetrainPolicy
 from monitoring.settings import CollectorSettings
+
+# (policy, its bearer token): what mounting the retrain endpoint into the collector takes.
+RetrainMount = tuple[RetrainPolicy, str]
 
 
 class BadFeedbackError(CastmlError):
@@ -114,19 +121,27 @@ def event_record(event: events.InferenceEvent) -> dict[str, Any]:
     return record
 
 
-def build_app(settings: CollectorSettings, collector: Collector | None = None) -> Starlette:
+def build_app(
+    settings: CollectorSettings,
+    collector: Collector | None = None,
+    retrain: RetrainMount | None = None,
+) -> Starlette:
     core = collector or Collector(settings, spec_features)
     retry_after = settings.collector_retry_after_s
 
-    async def guarded(request: Request) -> tuple[dict[str, str], bytes]:
+    async def guarded(request: Request, trusted: bool = False) -> tuple[dict[str, str], bytes]:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        auth.check(headers, body, settings.collector_token, settings.collector_hmac_key)
+        if not trusted:
+            auth.check(headers, body, settings.collector_token, settings.collector_hmac_key)
         return headers, body
 
     async def ingest_event(request: Request) -> Response:
         try:
-            headers, body = await guarded(request)
+            # The KServe logger sidecar cannot authenticate; in the cluster a
+            # NetworkPolicy is the guard for this route (and for this route only).
+            trusted = settings.collector_trust_network_ingest
+            headers, body = await guarded(request, trusted)
             attrs, data = events.parse(headers, body)
             event = events.to_event(attrs, data, core.features_of)
             status = await core.submit(event_record(event))
@@ -189,23 +204,26 @@ def build_app(settings: CollectorSettings, collector: Collector | None = None) -
         finally:
             await core.stop()
 
-    app = Starlette(
-        routes=[
-            Route("/", ingest_event, methods=["POST"]),
-            Route("/v1/events", ingest_event, methods=["POST"]),
-            Route("/v1/feedback", ingest_feedback, methods=["POST"]),
-            Route("/v1/status", status),
-            Route("/metrics", metrics),
-            Route("/healthz", health),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/", ingest_event, methods=["POST"]),
+        Route("/v1/events", ingest_event, methods=["POST"]),
+        Route("/v1/feedback", ingest_feedback, methods=["POST"]),
+        Route("/v1/status", status),
+        Route("/metrics", metrics),
+        Route("/healthz", health),
+    ]
+    if retrain is not None:
+        routes += retrain_api.routes(*retrain)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.collector = core
     return app
 
 
-def serve(settings: CollectorSettings) -> None:
-    """Run under uvicorn; refuses to start without credentials (no anonymous ingest)."""
+def serve(settings: CollectorSettings, retrain: RetrainMount | None = None) -> None:
+    """Run under uvicorn; refuses to start without credentials.
+
+    Even with trusted network ingest, feedback needs a credential, so one is required.
+    """
     import uvicorn
 
     if settings.collector_token is None and settings.collector_hmac_key is None:
@@ -213,7 +231,7 @@ def serve(settings: CollectorSettings) -> None:
             "set CASTML_COLLECTOR_TOKEN or CASTML_COLLECTOR_HMAC_KEY: the collector never runs open"
         )
     uvicorn.run(
-        build_app(settings),
+        build_app(settings, retrain=retrain),
         host=settings.collector_host,
         port=settings.collector_port,
         log_level="warning",

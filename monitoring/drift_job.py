@@ -111,7 +111,7 @@ def run_drift(
                 settings.drift_score_method or None,
             )
         log_result(client, result, snapshots, Path(tmp))
-    write_gauges(settings.metrics_path, result)
+    write_gauges(settings.metrics_path(project), result)
     return result
 
 

@@ -1,13 +1,45 @@
-"""Drift gauges as a Prometheus textfile (node-exporter's textfile collector, or the
-collector's own /metrics, which appends it): the job is a CronJob, nothing to scrape."""
+"""Drift gauges as Prometheus textfiles, one per project: the job is a CronJob, nothing
+to scrape, so the collector (which shares the volume) serves them on its `/metrics`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from monitoring.drift import DriftResult
+from monitoring.settings import GAUGES_GLOB
+
+
+class TextfileGauges(Collector):
+    """Re-exports every `drift-*.prom` in a folder, read at scrape time.
+
+    Families are merged by name: each project's file repeats the same HELP/TYPE
+    lines, and an exposition may declare a family only once. A file that does not
+    parse (a torn write cannot happen, they are renamed into place, but a hand-edited
+    one can) is skipped rather than failing the whole scrape.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for path in sorted(self.directory.glob(GAUGES_GLOB)):
+            try:
+                families = list(text_string_to_metric_families(path.read_text()))
+            except (OSError, ValueError):
+                continue
+            for family in families:
+                into = merged.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                into.samples.extend(family.samples)
+        yield from merged.values()
 
 
 def write_gauges(path: Path, result: DriftResult) -> None:

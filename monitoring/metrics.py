@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class CollectorMetrics:
-    def __init__(self) -> None:
+    def __init__(self, gauges_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        if gauges_dir is not None:
+            from monitoring.drift_metrics import TextfileGauges
+
+            # The drift CronJob cannot be scraped; its gauges ride on the collector's /metrics.
+            r.register(TextfileGauges(gauges_dir))
         self.received = Counter(
             "castml_collector_events_received",
             "Events acknowledged (durable in the WAL).",
-            ["kind"],
+            ["kind", "project"],
             registry=r,
         )
         self.written = Counter(
-            "castml_collector_rows_written", "Rows placed in Parquet files.", ["kind"], registry=r
+            "castml_collector_rows_written",
+            "Rows placed in Parquet files.",
+            ["kind", "project"],
+            registry=r,
         )
         self.dropped = Counter(
             "castml_collector_events_dropped",

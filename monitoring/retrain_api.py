@@ -8,6 +8,7 @@ annotation. Resolved notifications decide nothing.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -62,7 +63,18 @@ def requests_from(payload: Any) -> list[RetrainRequest]:
     ]
 
 
-def build_app(policy: RetrainPolicy, token: str | None) -> Starlette:
+def routes(policy: RetrainPolicy, token: str | None) -> list[Route]:
+    """`POST /v1/retrain` and `GET /v1/retrain/decisions`, both behind the bearer token.
+
+    Also mounted into the collector's app: in the cluster, Alertmanager posts to the
+    collector's Service (one Deployment, one port).
+    """
+
+    def refused(exc: CastmlError) -> Response:
+        return Response(
+            orjson.dumps({"error": str(exc)}), exc.status_code, media_type="application/json"
+        )
+
     async def retrain(request: Request) -> Response:
         body = await request.body()
         try:
@@ -71,23 +83,31 @@ def build_app(policy: RetrainPolicy, token: str | None) -> Starlette:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise BadRetrainRequestError(f"body is not JSON: {exc}") from exc
-            decisions = [policy.decide(r).to_dict() for r in requests_from(payload)]
+            wanted = requests_from(payload)
+            # decide() may block (a KFP API call, an fsync): keep the event loop free.
+            decisions = [(await asyncio.to_thread(policy.decide, r)).to_dict() for r in wanted]
         except CastmlError as exc:
-            return Response(
-                orjson.dumps({"error": str(exc)}), exc.status_code, media_type="application/json"
-            )
+            return refused(exc)
         status = max((HTTP_STATUS[d["outcome"]] for d in decisions), default=200)
         return Response(
             orjson.dumps({"decisions": decisions}), status, media_type="application/json"
         )
 
     async def decisions(request: Request) -> Response:
+        try:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            auth.check(headers, b"", token, None)
+        except CastmlError as exc:
+            return refused(exc)
         project = request.query_params.get("project")
-        return Response(orjson.dumps(policy.history(project)), media_type="application/json")
+        rows = await asyncio.to_thread(policy.history, project)
+        return Response(orjson.dumps(rows), media_type="application/json")
 
-    return Starlette(
-        routes=[
-            Route("/v1/retrain", retrain, methods=["POST"]),
-            Route("/v1/retrain/decisions", decisions),
-        ]
-    )
+    return [
+        Route("/v1/retrain", retrain, methods=["POST"]),
+        Route("/v1/retrain/decisions", decisions),
+    ]
+
+
+def build_app(policy: RetrainPolicy, token: str | None) -> Starlette:
+    return Starlette(routes=routes(policy, token))

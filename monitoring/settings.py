@@ -14,6 +14,12 @@ from pydantic import Field
 from castml.settings import PlatformSettings
 
 S = TypeVar("S", bound=PlatformSettings)
+GAUGES_GLOB = "drift-*.prom"
+
+
+def gauges_file(directory: Path, project: str) -> Path:
+    """The drift job's textfile for one project (matches GAUGES_GLOB)."""
+    return directory / f"drift-{project}.prom"
 
 
 class CollectorSettings(PlatformSettings):
@@ -55,6 +61,18 @@ class CollectorSettings(PlatformSettings):
     collector_dedupe_keys: int = Field(
         1_000_000, description="Recent event keys kept to answer duplicates idempotently."
     )
+    collector_trust_network_ingest: bool = Field(
+        False,
+        description="Accept CloudEvents on `/` and `/v1/events` without credentials. Only for a "
+        "cluster where a NetworkPolicy admits nothing but the predictor/transformer pods: the "
+        "KServe logger sidecar cannot send a token or a signature. `/v1/feedback` and "
+        "`/v1/retrain` stay authenticated either way.",
+    )
+    drift_metrics_dir: Path | None = Field(
+        None,
+        description="Folder of the drift job's Prometheus textfiles, appended to `/metrics`. "
+        "Unset: <home>/metrics.",
+    )
 
     @property
     def logs_dir(self) -> Path:
@@ -63,6 +81,10 @@ class CollectorSettings(PlatformSettings):
     @property
     def wal_dir(self) -> Path:
         return (self.collector_wal_dir or self.home / "collector-wal").resolve()
+
+    @property
+    def gauges_dir(self) -> Path:
+        return (self.drift_metrics_dir or self.home / "metrics").resolve()
 
 
 class DriftSettings(PlatformSettings):
@@ -76,13 +98,15 @@ class DriftSettings(PlatformSettings):
     drift_score_method: str = Field(
         "ks", description="Stat test for prediction drift on the model's score."
     )
-    drift_metrics_file: Path | None = Field(
-        None, description="Prometheus textfile the gauges go to. Unset: <home>/metrics/drift.prom."
+    drift_metrics_dir: Path | None = Field(
+        None,
+        description="Folder of the Prometheus textfiles, one per project "
+        "(`drift-<project>.prom`, so the per-project CronJobs never overwrite one another); "
+        "the collector serves them on its `/metrics`. Unset: <home>/metrics.",
     )
 
-    @property
-    def metrics_path(self) -> Path:
-        return (self.drift_metrics_file or self.home / "metrics" / "drift.prom").resolve()
+    def metrics_path(self, project: str) -> Path:
+        return gauges_file((self.drift_metrics_dir or self.home / "metrics").resolve(), project)
 
 
 class RetrainSettings(PlatformSettings):
@@ -106,11 +130,6 @@ class RetrainSettings(PlatformSettings):
 
 
 def from_env(cls: type[S], **wiring: object) -> S:
-    """`cls()` read from the environment, with process-wiring overrides (CLI flags).
-
-    The one call site of the constructor: without the pydantic mypy plugin, mypy takes
-    every field for a required argument, because pydantic-settings fills them from the
-    environment at run time.
-    """
-    settings = cls()  # type: ignore[call-arg]
+    """`cls()` read from the environment, with process-wiring overrides (CLI flags)."""
+    settings = cls()
     return settings.model_copy(update={k: v for k, v in wiring.items() if v is not None})

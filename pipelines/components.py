@@ -6,9 +6,8 @@ Each function body is what KFP runs inside the component's container (or, with
 kfp.local, in a subprocess), so imports live inside the bodies.
 """
 
-
-
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -18,7 +17,7 @@ from castml.settings import PipelineSettings
 PIPELINE_IMAGE = PipelineSettings().pipeline_image
 
 
-def _component(func):  # type: ignore[no-untyped-def]
+def _component(func: Callable[..., Any]) -> Any:
     # The image already carries castml and kfp: never pip-install at run time.
     return dsl.component(func, base_image=PIPELINE_IMAGE, install_kfp_package=False)
 
@@ -37,22 +36,32 @@ def validate(project: str, data_path: str, dataset: Output[Dataset]) -> str:
 
 @_component
 def split(
-    project: str, dataset: Input[Dataset],
-    train: Output[Dataset], validation: Output[Dataset], test: Output[Dataset],
+    project: str,
+    dataset: Input[Dataset],
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    test: Output[Dataset],
 ) -> None:
     """Seeded, stratified train / validation / test split."""
     from pathlib import Path
 
     from castml.workflow import split_step
 
-    split_step(project, Path(dataset.path), Path(train.path), Path(validation.path), Path(test.path))
+    split_step(
+        project, Path(dataset.path), Path(train.path), Path(validation.path), Path(test.path)
+    )
 
 
 @_component
 def train(
-    project: str, profile: str, params_override: str,
-    train: Input[Dataset], validation: Input[Dataset],
-    model: Output[Model], baseline: Output[Model], training_metrics: Output[Metrics],
+    project: str,
+    profile: str,
+    params_override: str,
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    model: Output[Model],
+    baseline: Output[Model],
+    training_metrics: Output[Metrics],
 ) -> None:
     """AutoEncoder + GBM (the served model) and the 30-feature GBM baseline."""
     from pathlib import Path
@@ -64,8 +73,14 @@ def train(
             print(f"autoencoder epoch {epoch}/{epochs} loss {loss:.4f}", flush=True)
 
     history = train_step(
-        project, Path(train.path), Path(validation.path), Path(model.path), Path(baseline.path),
-        profile, params_override, report,
+        project,
+        Path(train.path),
+        Path(validation.path),
+        Path(model.path),
+        Path(baseline.path),
+        profile,
+        params_override,
+        report,
     )
     training_metrics.log_metric("autoencoder_final_loss", round(history[-1], 6))
     training_metrics.log_metric("autoencoder_epochs", len(history))
@@ -73,10 +88,16 @@ def train(
 
 @_component
 def evaluate(
-    project: str, mlflow_uri: str, data_hash: str,
-    model: Input[Model], baseline: Input[Model], test: Input[Dataset],
-    metrics: Output[Metrics], classification: Output[ClassificationMetrics],
-    report: Output[HTML], evaluation: Output[Artifact],
+    project: str,
+    mlflow_uri: str,
+    data_hash: str,
+    model: Input[Model],
+    baseline: Input[Model],
+    test: Input[Dataset],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+    report: Output[HTML],
+    evaluation: Output[Artifact],
 ) -> NamedTuple("Gate", [("passed", bool), ("verdict", str)]):  # type: ignore[valid-type]
     """Holdout metrics for candidate, baseline and @champion; the gate verdict."""
     from collections import namedtuple
@@ -86,24 +107,40 @@ def evaluate(
     from castml.workflow import evaluate_step
 
     result = evaluate_step(
-        project, Path(model.path), Path(baseline.path), Path(test.path), mlflow_uri, data_hash,
-        Path(evaluation.path), Path(report.path),
+        project,
+        Path(model.path),
+        Path(baseline.path),
+        Path(test.path),
+        mlflow_uri,
+        data_hash,
+        Path(evaluation.path),
+        Path(report.path),
     )
     for name, value in result.candidate.items():
         metrics.log_metric(name, round(value, 6))
     for name, value in result.baseline.items():
         metrics.log_metric(f"baseline_{name}", round(value, 6))
     if result.confusion_matrix is not None:
-        classification.log_confusion_matrix(list(load_spec(project).class_names or ("0", "1")), result.confusion_matrix)
-    gate = namedtuple("Gate", ["passed", "verdict"])
-    return gate(result.gate.passed, result.gate.tag)
+        classification.log_confusion_matrix(
+            list(load_spec(project).class_names or ("0", "1")), result.confusion_matrix
+        )
+    Gate = namedtuple("Gate", ["passed", "verdict"])  # KFP reads NamedTuple outputs
+    return Gate(result.gate.passed, result.gate.tag)
 
 
 @_component
 def register(
-    project: str, mlflow_uri: str, data_hash: str, retrain_reason: str, pipeline_run_id: str,
-    profile: str, params_override: str,
-    model: Input[Model], train: Input[Dataset], evaluation: Input[Artifact], report: Input[HTML],
+    project: str,
+    mlflow_uri: str,
+    data_hash: str,
+    retrain_reason: str,
+    pipeline_run_id: str,
+    profile: str,
+    params_override: str,
+    model: Input[Model],
+    train: Input[Dataset],
+    evaluation: Input[Artifact],
+    report: Input[HTML],
 ) -> int:
     """Log the run, register the version with its tags, move @challenger if the gate passed."""
     from pathlib import Path
@@ -111,9 +148,21 @@ def register(
     from castml.workflow import register_step
 
     registered = register_step(
-        project, Path(model.path), Path(train.path), Path(evaluation.path), Path(report.path),
-        data_hash, pipeline_run_id, retrain_reason, mlflow_uri, profile, params_override,
+        project,
+        Path(model.path),
+        Path(train.path),
+        Path(evaluation.path),
+        Path(report.path),
+        data_hash,
+        pipeline_run_id,
+        retrain_reason,
+        mlflow_uri,
+        profile,
+        params_override,
     )
     aliases = ", ".join(f"@{a}" for a in registered.aliases) or "no alias"
-    print(f"registered {project} version {registered.version} ({aliases}); gate {registered.gate}", flush=True)
+    print(
+        f"registered {project} version {registered.version} ({aliases}); gate {registered.gate}",
+        flush=True,
+    )
     return registered.version

@@ -20,7 +20,7 @@ EPOCH = re.compile(r"autoencoder epoch (\d+)/(\d+)")
 USER_ERROR = re.compile(r"castml\.errors\.\w+: (.*)")
 
 
-class PipelineFailed(CastmlError):
+class PipelineError(CastmlError):
     """A pipeline task failed; the message names the task and the cause."""
 
 
@@ -71,8 +71,14 @@ class LogTap(io.TextIOBase):
 
 
 def run_local(
-    project: str, tracking_uri: str, pipeline_root: Path, *, reason: str = "manual",
-    profile: str = "", params_override: str = "", data_path: str = "",
+    project: str,
+    tracking_uri: str,
+    pipeline_root: Path,
+    *,
+    reason: str = "manual",
+    profile: str = "",
+    params_override: str = "",
+    data_path: str = "",
     on_progress: ProgressCallback | None = None,
 ) -> LocalRun:
     """One kfp.local run (SubprocessRunner, this environment, offline); returns the version."""
@@ -86,27 +92,38 @@ def run_local(
     registry.ensure_reachable(tracking_uri)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     log_file = pipeline_root / "last-run.log"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-               raise_on_error=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
     with log_file.open("w") as log:
-        tap = LogTap(log, on_progress)  # type: ignore[arg-type]
+        tap = LogTap(log, on_progress)
         handler = logging.StreamHandler(tap)
         try:
             with contextlib.redirect_stdout(tap), contextlib.redirect_stderr(tap):
                 # kfp.local swaps the root logger's handlers for its own stderr handler
                 logging.getLogger().addHandler(handler)
                 task = training_pipeline(
-                    project=project, mlflow_uri=tracking_uri, retrain_reason=reason,
-                    profile=profile, params_override=params_override, data_path=data_path,
+                    project=project,
+                    mlflow_uri=tracking_uri,
+                    retrain_reason=reason,
+                    profile=profile,
+                    params_override=params_override,
+                    data_path=data_path,
                 )
         except RuntimeError as exc:
             where = f"task '{tap.failed_task}'" if tap.failed_task else "a task"
             cause = tap.user_error or str(exc)
-            raise PipelineFailed(f"pipeline failed at {where}: {cause} (full log: {log_file})") from exc
+            raise PipelineError(
+                f"pipeline failed at {where}: {cause} (full log: {log_file})"
+            ) from exc
         finally:
             logging.getLogger().removeHandler(handler)
     runs = sorted(pipeline_root.glob("castml-training-*"), key=lambda p: p.stat().st_mtime)
-    return LocalRun(version=int(task.output), run_dir=runs[-1] if runs else pipeline_root, log_file=log_file)
+    return LocalRun(
+        version=int(task.output), run_dir=runs[-1] if runs else pipeline_root, log_file=log_file
+    )
 
 
 def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:
@@ -127,18 +144,25 @@ def _client(host: str) -> Any:
     try:
         client = kfp.Client(host=host)
         client.get_kfp_healthz()
-    except Exception as exc:  # noqa: BLE001 - kfp raises many transport errors
+    except Exception as exc:
         raise CastmlError(f"KFP API at {host} is unreachable: {type(exc).__name__}: {exc}") from exc
     return client
 
 
-def submit(host: str, project: str, mlflow_uri: str, reason: str = "manual", profile: str = "") -> str:
+def submit(
+    host: str, project: str, mlflow_uri: str, reason: str = "manual", profile: str = ""
+) -> str:
     """Start one run on a KFP cluster from the compiled package; returns the run id."""
     client = _client(host)
     package = compile_all()[0]
     run = client.create_run_from_pipeline_package(
         str(package),
-        arguments={"project": project, "mlflow_uri": mlflow_uri, "retrain_reason": reason, "profile": profile},
+        arguments={
+            "project": project,
+            "mlflow_uri": mlflow_uri,
+            "retrain_reason": reason,
+            "profile": profile,
+        },
         experiment_name=f"castml-{project}",
         run_name=f"{project}-{reason}",
     )

@@ -7,6 +7,7 @@ versions in it: version 1 is @champion, version 2 @challenger.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -48,15 +49,23 @@ class RegisteredProject:
 
 
 @pytest.fixture(scope="session")
-def registered_diecast(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> RegisteredProject:
+def registered_diecast(
+    mlflow_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> RegisteredProject:
     """Two fast-profile versions of `diecast`: v1 @champion, v2 @challenger (different seeds)."""
     from castml.workflow import run_direct
 
     versions = []
     for seed in (7, 8):
         workdir = tmp_path_factory.mktemp(f"diecast-seed{seed}")
-        overrides = '{"autoencoder": {"seed": %d}, "gbm": {"seed": %d}}' % (seed, seed)
-        registered = run_direct("diecast", mlflow_server, workdir, profile="fast",
-                                overrides_json=overrides, run_id=f"fixture-{seed}")
+        overrides = json.dumps({"autoencoder": {"seed": seed}, "gbm": {"seed": seed}})
+        registered = run_direct(
+            "diecast",
+            mlflow_server,
+            workdir,
+            profile="fast",
+            overrides_json=overrides,
+            run_id=f"fixture-{seed}",
+        )
         versions.append(registered.version)
     return RegisteredProject(uri=mlflow_server, project="diecast", versions=versions)

@@ -18,7 +18,10 @@ def projects() -> None:
     """List the bundled project specs."""
     for name in list_projects():
         spec = load_spec(name)
-        console.print(f"[bold]{name}[/]: {spec.task}, {len(spec.features)} features, source {spec.source.kind}")
+        console.print(
+            f"[bold]{name}[/]: {spec.task}, {len(spec.features)} features,"
+            f" source {spec.source.kind}"
+        )
 
 
 @app.command()
@@ -26,7 +29,12 @@ def generate(
     out: Annotated[Path, typer.Argument(help="Output .csv or .parquet file.")],
     rows: Annotated[int, typer.Option(min=1)] = 10_000,
     seed: int = 0,
-    scenario: Annotated[str, typer.Option(help="Drift scenario: none, sensor_degradation, seasonal_heat, new_alloy_batch.")] = "none",
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="Drift scenario: none, sensor_degradation, seasonal_heat, new_alloy_batch."
+        ),
+    ] = "none",
 ) -> None:
     """Write synthetic die-casting shots (optionally under a drift scenario)."""
     from castml.data.diecast import generate as generate_shots

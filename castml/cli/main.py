@@ -17,7 +17,7 @@ from castml.errors import CastmlError
 
 app = typer.Typer(
     name="castml",
-    help="castml: train (KFP), register (MLflow), serve (KServe v2) and monitor (Evidently) models.",
+    help="castml: train (KFP), register (MLflow), serve (KServe v2), monitor (Evidently).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -26,7 +26,11 @@ app = typer.Typer(
 # (module under castml.cli, group name, help). A module is skipped if its code is not there yet.
 GROUPS = [
     ("mlflow_cmd", "mlflow", "Run the embedded MLflow server."),
-    ("pipeline_cmd", "pipeline", "Compile, run (kfp.local), submit and schedule the training pipeline."),
+    (
+        "pipeline_cmd",
+        "pipeline",
+        "Compile, run (kfp.local), submit and schedule the training pipeline.",
+    ),
     ("model_cmd", "model", "List, promote and roll back registered versions (moves @champion)."),
     ("data_cmd", "data", "Generate and validate data sets."),
     ("serve_cmd", "serve", "Run the predictor, transformer and explainer."),
@@ -49,7 +53,9 @@ for module_name, group, text in GROUPS:
 try:
     from castml.cli.demo_cmd import demo
 
-    app.command(help="The platform's main job on this machine: MLflow, pipeline, serving, monitoring.")(demo)
+    app.command(
+        help="The platform's main job on this machine: MLflow, pipeline, serving, monitoring."
+    )(demo)
 except ModuleNotFoundError:
     pass
 

@@ -23,10 +23,12 @@ def ensure_up(settings: PlatformSettings) -> str:
 
 @app.command()
 def up() -> None:
-    """Start MLflow on 127.0.0.1 (SQLite + local artifacts under $CASTML_HOME) and wait for /health."""
+    """Start MLflow on 127.0.0.1 (SQLite + artifacts under $CASTML_HOME); wait for /health."""
     settings = PlatformSettings()
     uri = ensure_up(settings)
-    console.print(f"MLflow is up: [bold]{uri}[/] (log: {ServerLayout(settings.mlflow_dir).log_file})")
+    console.print(
+        f"MLflow is up: [bold]{uri}[/] (log: {ServerLayout(settings.mlflow_dir).log_file})"
+    )
 
 
 @app.command()

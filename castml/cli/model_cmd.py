@@ -42,15 +42,24 @@ def show_version(uri: str, project: str, version: int) -> None:
     aliases = ", ".join(f"@{a}" for a in found.aliases) or "no alias"
     verdict = "[green]passed[/]" if evaluation.gate.passed else "[red]failed[/]"
     console.print(f"\nregistered [bold]{project}[/] version [bold]{version}[/] ({aliases})")
-    console.print(f"reason: {found.tags.get(registry.TAG_RETRAIN_REASON)}   "
-                  f"data hash: {found.tags.get(registry.TAG_DATA_HASH)}   gate: {verdict}")
+    console.print(
+        f"reason: {found.tags.get(registry.TAG_RETRAIN_REASON)}   "
+        f"data hash: {found.tags.get(registry.TAG_DATA_HASH)}   gate: {verdict}"
+    )
     for reason in evaluation.gate.reasons:
         console.print(f"  - {reason}")
     table = Table(title=f"holdout metrics ({evaluation.test_rows} rows)")
-    for column in ("metric", "AutoEncoder + GBM (42 features)", "GBM baseline (30 raw)", "@champion"):
+    for column in (
+        "metric",
+        "AutoEncoder + GBM (42 features)",
+        "GBM baseline (30 raw)",
+        "@champion",
+    ):
         table.add_column(column, justify="right")
     for name, full, base, champion in ablation_rows(evaluation):
-        table.add_row(name, f"{full:.4f}", f"{base:.4f}", "-" if champion is None else f"{champion:.4f}")
+        table.add_row(
+            name, f"{full:.4f}", f"{base:.4f}", "-" if champion is None else f"{champion:.4f}"
+        )
     console.print(table)
     console.print(f"MLflow UI: [link]{ui_url(uri, project, version)}[/link]")
 
@@ -60,7 +69,9 @@ def list_versions(project: ProjectArg = "diecast") -> None:
     """All versions with their aliases, gate verdicts and retrain reasons."""
     rows = registry.list_versions(_client(), project)
     if not rows:
-        raise RegistryError(f"no registered versions of '{project}' yet (run `castml pipeline run`)")
+        raise RegistryError(
+            f"no registered versions of '{project}' yet (run `castml pipeline run`)"
+        )
     table = Table(title=f"registered model {project}")
     for column in ("version", "aliases", "reason", "data hash"):
         table.add_column(column, no_wrap=True)
@@ -76,22 +87,33 @@ def move_champion(mlflow_client: Any, project: str, version: int) -> int | None:
     previous = registry.alias_version(mlflow_client, project, registry.CHAMPION)
     mlflow_client.set_registered_model_alias(project, registry.CHAMPION, str(version))
     if previous is not None and int(previous.version) != version:
-        mlflow_client.set_model_version_tag(project, str(version), registry.TAG_PROMOTED_FROM, previous.version)
+        mlflow_client.set_model_version_tag(
+            project, str(version), registry.TAG_PROMOTED_FROM, previous.version
+        )
     return int(previous.version) if previous else None
 
 
 @app.command()
 def promote(
     project: ProjectArg = "diecast",
-    version: Annotated[int | None, typer.Option(help="Version to promote; default: @challenger.")] = None,
-    force: Annotated[bool, typer.Option(help="Promote even if the version failed its gate.")] = False,
+    version: Annotated[
+        int | None, typer.Option(help="Version to promote; default: @challenger.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the version failed its gate.")
+    ] = False,
 ) -> None:
     """Move @champion to a version (what a model owner does in the MLflow UI)."""
     mlflow_client = _client()
-    target = registry.resolve_version(mlflow_client, project, version if version else registry.CHALLENGER)
+    target = registry.resolve_version(
+        mlflow_client, project, version if version else registry.CHALLENGER
+    )
     gate = target.tags.get(registry.TAG_GATE, "")
     if not gate.startswith("passed") and not force:
-        raise RegistryError(f"version {target.version} did not pass its gate ({gate[:120]}); use --force to override")
+        raise RegistryError(
+            f"version {target.version} did not pass its gate ({gate[:120]});"
+            " use --force to override"
+        )
     previous = move_champion(mlflow_client, project, int(target.version))
     console.print(f"@champion: {previous or 'none'} -> {target.version}")
 
@@ -99,14 +121,18 @@ def promote(
 @app.command()
 def rollback(
     project: ProjectArg = "diecast",
-    to: Annotated[int | None, typer.Option(help="Version to roll back to; default: the one it replaced.")] = None,
+    to: Annotated[
+        int | None, typer.Option(help="Version to roll back to; default: the one it replaced.")
+    ] = None,
 ) -> None:
     """Move @champion back to the version it replaced (or to --to)."""
     mlflow_client = _client()
     current = registry.resolve_version(mlflow_client, project, registry.CHAMPION)
     target = to or int(current.tags.get(registry.TAG_PROMOTED_FROM, 0))
     if not target:
-        raise RegistryError(f"@champion (version {current.version}) replaced no earlier version; pass --to N")
+        raise RegistryError(
+            f"@champion (version {current.version}) replaced no earlier version; pass --to N"
+        )
     registry.resolve_version(mlflow_client, project, target)
     mlflow_client.set_registered_model_alias(project, registry.CHAMPION, str(target))
     console.print(f"@champion: {current.version} -> {target} (rolled back)")

@@ -14,7 +14,12 @@ from castml.settings import PipelineSettings
 
 app = typer.Typer(no_args_is_help=True)
 
-Project = Annotated[str, typer.Option("--project", "-p", help="Project name (castml/projects/<name>.yaml) or spec path.")]
+Project = Annotated[
+    str,
+    typer.Option(
+        "--project", "-p", help="Project name (castml/projects/<name>.yaml) or spec path."
+    ),
+]
 
 
 def _check_reason(reason: str) -> str:
@@ -41,16 +46,24 @@ def run_with_progress(settings: PipelineSettings, project: str, **kwargs: Any) -
             elif event == "epoch":
                 bar.update(epochs, total=detail["epochs"], completed=detail["epoch"], visible=True)
 
-        return run_local(project, uri, settings.local_pipeline_root, on_progress=on_progress, **kwargs)
+        return run_local(
+            project, uri, settings.local_pipeline_root, on_progress=on_progress, **kwargs
+        )
 
 
 @app.command()
 def run(
     project: Project = "diecast",
-    profile: Annotated[str, typer.Option(help="Hyper-parameter profile from the spec, e.g. 'fast'.")] = "",
-    reason: Annotated[str, typer.Option(help="castml.retrain_reason tag.", callback=_check_reason)] = "manual",
+    profile: Annotated[
+        str, typer.Option(help="Hyper-parameter profile from the spec, e.g. 'fast'.")
+    ] = "",
+    reason: Annotated[
+        str, typer.Option(help="castml.retrain_reason tag.", callback=_check_reason)
+    ] = "manual",
     data: Annotated[str, typer.Option(help="CSV/Parquet file instead of the spec's source.")] = "",
-    params: Annotated[str, typer.Option(help='JSON overrides, e.g. \'{"gbm": {"n_estimators": 50}}\'.')] = "",
+    params: Annotated[
+        str, typer.Option(help='JSON overrides, e.g. \'{"gbm": {"n_estimators": 50}}\'.')
+    ] = "",
 ) -> None:
     """Run validate -> split -> train -> evaluate -> register through kfp.local (offline)."""
     from castml.cli.model_cmd import show_version
@@ -62,8 +75,12 @@ def run(
             raise typer.BadParameter(f"--params is not JSON: {exc}") from exc
     settings = PipelineSettings()
     outcome = run_with_progress(
-        settings, project, reason=reason, profile=profile or (settings.profile or ""),
-        params_override=params, data_path=data,
+        settings,
+        project,
+        reason=reason,
+        profile=profile or (settings.profile or ""),
+        params_override=params,
+        data_path=data,
     )
     show_version(settings.tracking_uri, project, outcome.version)
     console.print(f"pipeline log: {outcome.log_file}")
@@ -80,9 +97,13 @@ def compile() -> None:
 
 @app.command()
 def submit(
-    host: Annotated[str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")],
+    host: Annotated[
+        str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")
+    ],
     project: Project = "diecast",
-    mlflow_uri: Annotated[str, typer.Option(help="MLflow URI as seen from inside the cluster.")] = "",
+    mlflow_uri: Annotated[
+        str, typer.Option(help="MLflow URI as seen from inside the cluster.")
+    ] = "",
     reason: Annotated[str, typer.Option(callback=_check_reason)] = "manual",
 ) -> None:
     """Start one run on a KFP cluster."""
@@ -96,9 +117,13 @@ def submit(
 @app.command()
 def schedule(
     host: Annotated[str, typer.Option(help="KFP API endpoint.")],
-    cron: Annotated[str, typer.Option(help="6-field KFP cron; monthly: '0 0 2 1 * *'.")] = "0 0 2 1 * *",
+    cron: Annotated[
+        str, typer.Option(help="6-field KFP cron; monthly: '0 0 2 1 * *'.")
+    ] = "0 0 2 1 * *",
     project: Project = "diecast",
-    mlflow_uri: Annotated[str, typer.Option(help="MLflow URI as seen from inside the cluster.")] = "",
+    mlflow_uri: Annotated[
+        str, typer.Option(help="MLflow URI as seen from inside the cluster.")
+    ] = "",
 ) -> None:
     """Register the recurring (monthly) retrain as a KFP recurring run."""
     from pipelines.runner import schedule as schedule_run

@@ -41,7 +41,9 @@ def _soft_above(x: np.ndarray, threshold: float, width: float) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-(x - threshold) / width)))
 
 
-def _shots(rng: np.random.Generator, n: int, shift: dict[str, np.ndarray | float]) -> dict[str, np.ndarray]:
+def _shots(
+    rng: np.random.Generator, n: int, shift: dict[str, np.ndarray | float]
+) -> dict[str, np.ndarray]:
     """Draw `n` shots; `shift` adds offsets to the shared causes (drift scenarios)."""
 
     def normal(mean: float, sd: float) -> np.ndarray:
@@ -53,7 +55,9 @@ def _shots(rng: np.random.Generator, n: int, shift: dict[str, np.ndarray | float
     melt = normal(670.0, 11.0) + shift.get("melt", 0.0)
 
     speed = normal(3.5, 0.45)
-    vacuum = np.exp(normal(np.log(10.0), 0.35)) + 3.0 * wear * rng.random(n) + shift.get("vacuum", 0.0)
+    vacuum = (
+        np.exp(normal(np.log(10.0), 0.35)) + 3.0 * wear * rng.random(n) + shift.get("vacuum", 0.0)
+    )
     die = 222.0 + 0.35 * (melt - 670.0) + 1.2 * (ambient - 22.0) + normal(0.0, 13.0)
     pressure = normal(80.0, 7.5)
     int_pressure = 105.0 + 0.8 * (pressure - 80.0) + normal(0.0, 7.0)
@@ -96,17 +100,23 @@ def _shots(rng: np.random.Generator, n: int, shift: dict[str, np.ndarray | float
 
 def defect_logit(shots: dict[str, np.ndarray]) -> np.ndarray:
     """Log-odds of a defect from the physical mechanisms in the module doc."""
-    porosity = 6.0 * _soft_above(shots["Process_VacuumLevel"], 15.0, 1.5) * _soft_above(
-        shots["Process_InjectionSpeed"], 3.8, 0.2
+    porosity = (
+        6.0
+        * _soft_above(shots["Process_VacuumLevel"], 15.0, 1.5)
+        * _soft_above(shots["Process_InjectionSpeed"], 3.8, 0.2)
     )
     gas = 4.5 * _soft_above(shots["Sensor_HydrogenContent"], 0.22, 0.02)
     cold_shut = 5.0 * _soft_above(-shots["Process_Temperature"], -655.0, 4.0) + 4.5 * _soft_above(
         -shots["Process_DieTemperature"], -200.0, 6.0
     )
-    shrinkage = 5.0 * _soft_above(-shots["Process_IntensificationTime"], -60.0, 5.0) * _soft_above(
-        -shots["Process_IntensificationPressure"], -108.0, 5.0
+    shrinkage = (
+        5.0
+        * _soft_above(-shots["Process_IntensificationTime"], -60.0, 5.0)
+        * _soft_above(-shots["Process_IntensificationPressure"], -108.0, 5.0)
     )
-    flash = 5.5 * _soft_above(shots["Process_Pressure"] / shots["Process_ClampingForce"] * 1e3, 10.7, 0.25)
+    flash = 5.5 * _soft_above(
+        shots["Process_Pressure"] / shots["Process_ClampingForce"] * 1e3, 10.7, 0.25
+    )
     wear = 3.0 * _soft_above(shots["Sensor_Vibration"], 3.6, 0.3)
     return np.asarray(_INTERCEPT + porosity + gas + cold_shut + shrinkage + flash + wear)
 

@@ -18,10 +18,7 @@ from castml.spec import ProjectSpec
 
 def load_dataset(spec: ProjectSpec, path: str | Path | None = None) -> pd.DataFrame:
     """The raw data set of `spec`; `path` overrides the spec's source with a CSV/Parquet file."""
-    if path is not None:
-        frame = read_table(Path(path))
-    else:
-        frame = _from_source(spec)
+    frame = read_table(Path(path)) if path is not None else _from_source(spec)
     renames = {f.column: f.name for f in spec.features if f.column and f.column != f.name}
     return frame.rename(columns=renames)
 
@@ -35,7 +32,9 @@ def read_table(path: Path) -> pd.DataFrame:
         if path.suffix.lower() in {".parquet", ".pq"}:
             return pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
-        raise DataValidationError([f"{path}: cannot be read ({type(exc).__name__}: {exc})"]) from exc
+        raise DataValidationError(
+            [f"{path}: cannot be read ({type(exc).__name__}: {exc})"]
+        ) from exc
     raise SpecError(f"{path}: unsupported file type (use .csv or .parquet)")
 
 

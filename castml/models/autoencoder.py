@@ -8,6 +8,7 @@ the latent features carry what matters for defects, not only what reconstructs.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class FeatureAttention(nn.Module):
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), dim=-1)
         mixed = (weights @ v).transpose(1, 2).reshape(n, f, d)
         tokens = tokens + self.proj(mixed)
-        return x + self.readout(tokens).squeeze(-1)
+        out: torch.Tensor = x + self.readout(tokens).squeeze(-1)
+        return out
 
 
 class SwiGLU(nn.Module):
@@ -52,38 +54,46 @@ class SwiGLU(nn.Module):
         self.up = nn.Linear(d_in, d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.silu(self.gate(x)) * self.up(x)
+        out: torch.Tensor = nn.functional.silu(self.gate(x)) * self.up(x)
+        return out
 
 
 class Encoder(nn.Module):
-    def __init__(self, n_features: int, hidden: list[int], latent: int, token_dim: int, heads: int) -> None:
+    def __init__(
+        self, n_features: int, hidden: list[int], latent: int, token_dim: int, heads: int
+    ) -> None:
         super().__init__()
         self.attention = FeatureAttention(n_features, token_dim, heads)
         widths = [n_features, *hidden]
-        self.blocks = nn.ModuleList(SwiGLU(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.blocks = nn.ModuleList(SwiGLU(a, b) for a, b in itertools.pairwise(widths))
         self.to_latent = nn.Linear(widths[-1], latent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.attention(x)
         for block in self.blocks:
             h = block(h)
-        return self.to_latent(h)
+        latent: torch.Tensor = self.to_latent(h)
+        return latent
 
     def export(self, path: Path) -> None:
         """Write the weights for `castml.runtime.encoder.NumpyEncoder`."""
-        arrays = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.state_dict().items()}
+        arrays = {
+            k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.state_dict().items()
+        }
         arrays["meta.heads"] = np.array(self.attention.heads)
         arrays["meta.n_blocks"] = np.array(len(self.blocks))
-        np.savez(path, **arrays)  # type: ignore[arg-type]
+        np.savez(path, **arrays)
 
 
 class AutoEncoder(nn.Module):
-    def __init__(self, n_features: int, hidden: list[int], latent: int, token_dim: int, heads: int) -> None:
+    def __init__(
+        self, n_features: int, hidden: list[int], latent: int, token_dim: int, heads: int
+    ) -> None:
         super().__init__()
         self.encoder = Encoder(n_features, hidden, latent, token_dim, heads)
         widths = [latent, *reversed(hidden)]
         layers: list[nn.Module] = []
-        for a, b in zip(widths, widths[1:], strict=False):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.SiLU()]
         layers.append(nn.Linear(widths[-1], n_features))
         self.decoder = nn.Sequential(*layers)
@@ -94,7 +104,9 @@ class AutoEncoder(nn.Module):
         return z, self.decoder(z), self.aux_head(z).squeeze(-1)
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, alpha: float) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float, alpha: float
+) -> torch.Tensor:
     """Binary focal loss (Lin et al. 2017): down-weights the easy, plentiful 'ok' shots."""
     bce = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_t = torch.exp(-bce)

@@ -53,10 +53,14 @@ class GateVerdict:
     @property
     def tag(self) -> str:
         """The `castml.gate` tag value: verdict, then the reasons."""
-        return ("passed" if self.passed else "failed") + ("" if not self.reasons else ": " + "; ".join(self.reasons))
+        return ("passed" if self.passed else "failed") + (
+            "" if not self.reasons else ": " + "; ".join(self.reasons)
+        )
 
 
-def apply_gates(candidate: dict[str, float], champion: dict[str, float] | None, gates: Gates) -> GateVerdict:
+def apply_gates(
+    candidate: dict[str, float], champion: dict[str, float] | None, gates: Gates
+) -> GateVerdict:
     """Absolute floors, then no regression beyond tolerance against @champion."""
     reasons: list[str] = []
     failed = False
@@ -74,7 +78,10 @@ def apply_gates(candidate: dict[str, float], champion: dict[str, float] | None, 
             loss = (value - best) if metric in lower_better else (best - value)
             if not loss <= tolerance:
                 failed = True
-                reasons.append(f"{metric}={value:.4f} regresses {loss:.4f} from champion {best:.4f} (max {tolerance})")
+                reasons.append(
+                    f"{metric}={value:.4f} regresses {loss:.4f} from champion {best:.4f}"
+                    f" (max {tolerance})"
+                )
             else:
                 reasons.append(f"{metric}={value:.4f} vs champion {best:.4f}")
     elif not failed:

@@ -39,7 +39,11 @@ def features_and_target(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[np.ndar
 
 
 def train_autoencoder(
-    x: np.ndarray, y: np.ndarray, spec: ProjectSpec, p: dict[str, Any], seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: ProjectSpec,
+    p: dict[str, Any],
+    seed: int,
     on_epoch: EpochCallback | None = None,
 ) -> tuple[Any, list[float]]:
     import torch
@@ -48,8 +52,12 @@ def train_autoencoder(
 
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    model = AutoEncoder(x.shape[1], list(p["hidden"]), int(p["latent"]), int(p["token_dim"]), int(p["heads"]))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
+    model = AutoEncoder(
+        x.shape[1], list(p["hidden"]), int(p["latent"]), int(p["token_dim"]), int(p["heads"])
+    )
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"])
+    )
     schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimiser, T_0=int(p["t0"]), T_mult=int(p["t_mult"]), eta_min=float(p["eta_min"])
     )
@@ -77,7 +85,7 @@ def train_autoencoder(
             )
             loss = torch.nn.functional.mse_loss(recon, xb) + float(p["aux_weight"]) * aux_loss
             optimiser.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             schedule.step(epoch + (step + 1) / steps)
             total += float(loss.detach()) * len(idx)
@@ -105,7 +113,9 @@ def _gbm_params(spec: ProjectSpec, p: dict[str, Any], seed: int) -> dict[str, An
     }
 
 
-def fit_gbm(x: np.ndarray, y: np.ndarray, spec: ProjectSpec, p: dict[str, Any], seed: int) -> lgb.Booster:
+def fit_gbm(
+    x: np.ndarray, y: np.ndarray, spec: ProjectSpec, p: dict[str, Any], seed: int
+) -> lgb.Booster:
     data = lgb.Dataset(x, label=y, free_raw_data=True)
     return lgb.train(_gbm_params(spec, p, seed), data, num_boost_round=int(p["n_estimators"]))
 
@@ -115,9 +125,13 @@ def _threshold(spec: ProjectSpec, y: np.ndarray, score: np.ndarray) -> float:
 
 
 def train(
-    spec: ProjectSpec, train_frame: pd.DataFrame, validation_frame: pd.DataFrame,
-    model_dir: Path, baseline_dir: Path,
-    params: dict[str, dict[str, Any]], on_epoch: EpochCallback | None = None,
+    spec: ProjectSpec,
+    train_frame: pd.DataFrame,
+    validation_frame: pd.DataFrame,
+    model_dir: Path,
+    baseline_dir: Path,
+    params: dict[str, dict[str, Any]],
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train the served model into `model_dir` and the ablation baseline into `baseline_dir`."""
     seed = spec.model.seed
@@ -142,11 +156,15 @@ def train(
     encoder = NumpyEncoder.load(model_dir / "encoder.npz")
 
     gbm_seed = int(gbm_p.get("seed", seed))
-    booster = fit_gbm(np.hstack([scaled_train, encoder(scaled_train)]), y_train, spec, gbm_p, gbm_seed)
+    booster = fit_gbm(
+        np.hstack([scaled_train, encoder(scaled_train)]), y_train, spec, gbm_p, gbm_seed
+    )
     booster.save_model(str(model_dir / "gbm.txt"))
     val_score = booster.predict(np.hstack([scaled_val, encoder(scaled_val)]))
     Manifest(
-        project=spec.name, task=str(spec.task), features=spec.feature_names,
+        project=spec.name,
+        task=str(spec.task),
+        features=spec.feature_names,
         latent_dim=int(params["autoencoder"]["latent"]),
         threshold=_threshold(spec, y_val, np.asarray(val_score)),
         class_names=list(spec.class_names) if spec.class_names else None,
@@ -170,4 +188,3 @@ class BaselineModel:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict((x - self.mean) / self.scale), dtype=np.float64)
-

@@ -48,8 +48,14 @@ class Manifest:
 class AeGbmModel:
     """Loaded once, then called with `[N, F]` float arrays."""
 
-    def __init__(self, manifest: Manifest, mean: np.ndarray, scale: np.ndarray,
-                 encoder: NumpyEncoder, booster: lgb.Booster) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        encoder: NumpyEncoder,
+        booster: lgb.Booster,
+    ) -> None:
         self.manifest = manifest
         self.mean = mean.astype(np.float32)
         self.inv_scale = (1.0 / scale).astype(np.float32)

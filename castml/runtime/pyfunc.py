@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from castml.runtime.ae_gbm import AeGbmModel
 
 
-class AeGbmPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class AeGbmPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         self.model = AeGbmModel.load(context.artifacts["model"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
         missing = [f for f in self.model.features if f not in frame.columns]
         if missing:

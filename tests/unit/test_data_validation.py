@@ -58,8 +58,12 @@ def test_too_few_rows_single_class_and_bad_labels(shots: pd.DataFrame) -> None:
     assert "too few rows: 100 < 500" in _problems(shots.head(100))
     assert "a single class (0)" in _problems(shots.assign(defect=0))
     assert "binary target must be 0/1" in _problems(shots.assign(defect=shots["defect"] * 2))
-    assert "missing or infinite target" in _problems(shots.assign(defect=np.where(shots.index == 0, np.nan, 1.0)))
-    assert "minority class has 3 rows" in _problems(shots.assign(defect=(shots.index < 3).astype(int)))
+    assert "missing or infinite target" in _problems(
+        shots.assign(defect=np.where(shots.index == 0, np.nan, 1.0))
+    )
+    assert "minority class has 3 rows" in _problems(
+        shots.assign(defect=(shots.index < 3).astype(int))
+    )
 
 
 def test_every_problem_is_reported_at_once(shots: pd.DataFrame) -> None:
@@ -68,13 +72,17 @@ def test_every_problem_is_reported_at_once(shots: pd.DataFrame) -> None:
     assert len(problems) == 3
 
 
-def test_files_round_trip_and_corrupt_files_fail_clearly(tmp_path: Path, shots: pd.DataFrame) -> None:
+def test_files_round_trip_and_corrupt_files_fail_clearly(
+    tmp_path: Path, shots: pd.DataFrame
+) -> None:
     csv, parquet = tmp_path / "s.csv", tmp_path / "s.parquet"
     shots.to_csv(csv, index=False)
     shots.to_parquet(parquet, index=False)
     from_csv = validated(load_dataset(SPEC, csv), SPEC)
     from_parquet = validated(load_dataset(SPEC, parquet), SPEC)
-    pd.testing.assert_frame_equal(from_csv, from_parquet, rtol=1e-12)  # CSV text may round the last bit
+    pd.testing.assert_frame_equal(
+        from_csv, from_parquet, rtol=1e-12
+    )  # CSV text may round the last bit
     corrupt = tmp_path / "bad.parquet"
     corrupt.write_bytes(b"PAR1 definitely not parquet")
     with pytest.raises(DataValidationError, match="cannot be read"):

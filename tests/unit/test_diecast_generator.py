@@ -57,7 +57,9 @@ def test_mechanisms_raise_the_defect_rate_where_physics_says(shots) -> None:
         ("new_alloy_batch", "Process_Temperature", -1),
     ],
 )
-def test_drift_scenarios_shift_the_documented_features(scenario: str, feature: str, direction: int) -> None:
+def test_drift_scenarios_shift_the_documented_features(
+    scenario: str, feature: str, direction: int
+) -> None:
     base = generate(5000, seed=9)[feature]
     drifted = generate(5000, seed=9, scenario=scenario)[feature]
     assert direction * (drifted.mean() - base.mean()) > 0.5 * base.std()

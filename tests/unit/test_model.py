@@ -21,8 +21,14 @@ SPEC = load_spec("diecast")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     shots = generate(1500, seed=11)
     out = tmp_path_factory.mktemp("model")
-    train(SPEC, shots.iloc[:1100], shots.iloc[1100:], out / "model", out / "baseline",
-          SPEC.model.resolved("fast"))
+    train(
+        SPEC,
+        shots.iloc[:1100],
+        shots.iloc[1100:],
+        out / "model",
+        out / "baseline",
+        SPEC.model.resolved("fast"),
+    )
     return out / "model", out / "baseline"
 
 
@@ -57,23 +63,31 @@ def test_trained_numpy_encoder_matches_trained_torch(trained: tuple[Path, Path])
     x = model.scale(generate(300, seed=12)[SPEC.feature_names].to_numpy(np.float32))
     weights = dict(np.load(trained[0] / "encoder.npz"))
     torch_encoder = Encoder(30, [64, 32, 16], 12, 16, 4)
-    torch_encoder.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items() if not k.startswith("meta.")})
+    torch_encoder.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in weights.items() if not k.startswith("meta.")}
+    )
     with torch.no_grad():
         expected = torch_encoder.eval()(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.encoder(x), expected, atol=1e-5, rtol=0)
 
 
-def test_trained_model_predicts_probabilities_labels_and_latents(trained: tuple[Path, Path]) -> None:
+def test_trained_model_predicts_probabilities_labels_and_latents(
+    trained: tuple[Path, Path],
+) -> None:
     model = AeGbmModel.load(trained[0])
     x = generate(64, seed=13)[SPEC.feature_names].to_numpy(np.float32)
     out = model.predict(x)
     assert out["probability"].dtype == np.float32 and out["probability"].shape == (64,)
     assert ((out["probability"] >= 0) & (out["probability"] <= 1)).all()
     assert out["label"].dtype == np.int64
-    np.testing.assert_array_equal(out["label"], (out["probability"] >= model.manifest.threshold).astype(np.int64))
+    np.testing.assert_array_equal(
+        out["label"], (out["probability"] >= model.manifest.threshold).astype(np.int64)
+    )
     assert out["latent"].shape == (64, 12)
     # one row alone gives the same answer as inside a batch
-    np.testing.assert_allclose(model.predict(x[:1])["probability"], out["probability"][:1], atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(x[:1])["probability"], out["probability"][:1], atol=1e-6
+    )
     assert BaselineModel(trained[1]).score(x).shape == (64,)
 
 
@@ -89,14 +103,20 @@ def test_threshold_maximises_f1() -> None:
 
 
 def test_gates_floor_regression_and_lower_is_better() -> None:
-    gates = Gates(floors={"roc_auc": 0.8, "rmse": 10}, max_regression={"roc_auc": 0.02, "rmse": 1},
-                  lower_is_better=["rmse"])
+    gates = Gates(
+        floors={"roc_auc": 0.8, "rmse": 10},
+        max_regression={"roc_auc": 0.02, "rmse": 1},
+        lower_is_better=["rmse"],
+    )
     assert apply_gates({"roc_auc": 0.85, "rmse": 9}, None, gates).passed
     floor = apply_gates({"roc_auc": 0.75, "rmse": 9}, None, gates)
     assert not floor.passed and "roc_auc=0.7500 misses the floor 0.8" in floor.tag
     worse = apply_gates({"roc_auc": 0.85, "rmse": 9.5}, {"roc_auc": 0.9, "rmse": 8}, gates)
     assert not worse.passed
-    assert "regresses 0.0500 from champion" in worse.tag and "rmse=9.5000 regresses 1.5000" in worse.tag
+    assert (
+        "regresses 0.0500 from champion" in worse.tag
+        and "rmse=9.5000 regresses 1.5000" in worse.tag
+    )
     within = apply_gates({"roc_auc": 0.89, "rmse": 8.5}, {"roc_auc": 0.9, "rmse": 8}, gates)
     assert within.passed and within.tag.startswith("passed")
     assert not apply_gates({"roc_auc": float("nan"), "rmse": 9}, None, gates).passed

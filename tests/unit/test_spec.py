@@ -13,7 +13,12 @@ def test_diecast_spec_has_30_named_features_with_bounds_and_ranges() -> None:
     assert len(names) == 30
     assert sum(n.startswith("Process_") for n in names) == 16
     assert sum(n.startswith("Sensor_") for n in names) == 14
-    for required in ("Process_Temperature", "Process_Pressure", "Process_InjectionSpeed", "Sensor_Vibration"):
+    for required in (
+        "Process_Temperature",
+        "Process_Pressure",
+        "Process_InjectionSpeed",
+        "Sensor_Vibration",
+    ):
         assert required in names
     for feature in spec.features:
         assert feature.unit
@@ -50,7 +55,9 @@ def test_profiles_and_overrides_layer_over_params() -> None:
         (None, {"gbm": {"n_estimator": 1}}, "unknown gbm parameter(s): n_estimator"),
     ],
 )
-def test_bad_profile_or_override_is_named(profile: str | None, overrides: dict | None, message: str) -> None:
+def test_bad_profile_or_override_is_named(
+    profile: str | None, overrides: dict | None, message: str
+) -> None:
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_spec("diecast").model.resolved(profile, overrides)
 
@@ -68,5 +75,5 @@ def test_invalid_spec_names_the_field(tmp_path: Path) -> None:
 
 
 def test_unknown_project_lists_the_known_ones() -> None:
-    with pytest.raises(SpecError, match="bundled projects: .*diecast"):
+    with pytest.raises(SpecError, match=r"bundled projects: .*diecast"):
         load_spec("no-such-project")

@@ -11,6 +11,7 @@ from collector_process import FEATURES, CollectorProcess, read_logs
 
 from castml import registry
 from castml.data.diecast import generate
+from castml.spec import load_spec
 from monitoring.drift_job import TAG_MODEL_VERSION, TAG_STATUS, run_drift
 from monitoring.payloads import binary_event, v2_request, v2_response
 from monitoring.settings import DriftSettings
@@ -68,7 +69,8 @@ def test_an_empty_window_is_insufficient_data_not_an_error(
     assert (
         _run_tags(registered_diecast.uri, result.mlflow_run_id)[TAG_STATUS] == "insufficient_data"
     )
-    assert "castml_drift_insufficient_data" in (tmp_path / "metrics" / "drift.prom").read_text()
+    gauges = (tmp_path / "metrics" / "drift-diecast.prom").read_text()
+    assert "castml_drift_insufficient_data" in gauges
 
 
 @pytest.mark.parametrize("scenario", ["none", "sensor_degradation"])
@@ -94,7 +96,8 @@ def test_drift_job_flags_drifted_traffic_only(
         )
     else:  # the generator's scenarios move 7-9 of the 30 features
         assert len(drifted) >= 6
-    assert result.dataset_drift is (result.drift_share >= 0.3)  # the spec's drift_share
+    threshold = load_spec("diecast").monitoring.drift_share
+    assert result.dataset_drift is (result.drift_share >= threshold)
     assert len(result.features) == 30 and result.prediction_drift is not None
     assert result.performance is not None and {"f1", "roc_auc"} <= set(result.performance)
 
@@ -110,7 +113,7 @@ def test_drift_job_flags_drifted_traffic_only(
         "drift/result.json",
         "drift/quality_report.html",
     } <= artifacts
-    gauges = (tmp_path / "metrics" / "drift.prom").read_text()
+    gauges = (tmp_path / "metrics" / "drift-diecast.prom").read_text()
     for name in (
         "castml_drift_share",
         "castml_drift_feature_score",

@@ -10,7 +10,7 @@ from tests.unit.serving.support import build_store
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("serving-store"))
+    return build_store(tmp_path_factory.getbasetemp() / "serving-store")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,11 @@ def feature_rows(spec: ProjectSpec, n: int, seed: int) -> np.ndarray:
 
 
 def build_store(root: Path) -> Path:
+    """Built once per test session (unit and integration share it); the marker says done."""
+    marker = root / ".built"
+    if marker.is_file():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
     spec = load_spec("diecast")
     params = spec.model.resolved("fast")
     for version, seed in (("1", 1), ("2", 2)):
@@ -48,6 +53,7 @@ def build_store(root: Path) -> Path:
     manifest["features"] = list(reversed(manifest["features"]))
     (wrong / "model" / "manifest.json").write_text(json.dumps(manifest))
     (root / "aliases.json").write_text(json.dumps({"champion": "1", "challenger": "2"}))
+    marker.touch()
     return root
 
 

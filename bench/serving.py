@@ -1,0 +1,256 @@
+"""Serving: our predictor vs a raw-ASGI fixed-reply floor (and MLServer 1.7.1 when its venv
+exists), over v2 REST on loopback with wrk; the explainer vs shap.KernelExplainer.
+
+Targets (issue 3): req/s at 8 connections >= 5x MLServer and >= 0.25x the floor; p50 at 1
+connection <= 3x the floor; rows/s on 64-row bodies >= 0.5x in-process; transformer +
+predictor p50 <= 2.5x the predictor; explainer p50 <= 0.1x KernelExplainer; ready after
+start with a cached model <= 2 s. MLServer needs `.venv-mlserver` (mlserver==1.7.1,
+mlserver-mlflow==1.7.1, uvloop==0.21.0); without it its rows are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from castml.runtime.ae_gbm import AeGbmModel
+from castml.spec import load_spec
+from serving.processes import free_port, start_server
+from serving.store import smoke_rows
+
+DURATION = os.environ.get("CASTML_BENCH_DURATION", "4s")
+RESULTS = Path(__file__).parent / "results"
+
+
+def wrk(url: str, body: bytes, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else float("nan"),
+        "non2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def build_version(root: Path) -> Path:
+    from tests.unit.serving.support import build_store
+
+    return build_store(root)
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
+    spec = load_spec("diecast")
+    rows: list[tuple[str, float, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = build_version(root / "store")
+        env = {"CASTML_MODEL_STORE": str(store), "CASTML_MODEL_VERSION": "1"}
+        one = smoke_rows(spec)[:1]
+        x64 = np.repeat(smoke_rows(spec), 32, axis=0)
+        body1 = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "datatype": "FP32",
+                        "shape": [1, 30],
+                        "data": one.ravel().tolist(),
+                    }
+                ]
+            }
+        ).encode()
+        body64 = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "datatype": "FP32",
+                        "shape": [64, 30],
+                        "data": x64.ravel().tolist(),
+                    }
+                ]
+            }
+        ).encode()
+        record = dict(zip(spec.feature_names, map(float, one[0]), strict=True))
+
+        started = time.perf_counter()
+        predictor = start_server("predictor", env, root / "logs")
+        ready_s = time.perf_counter() - started
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench._asgi_floor:app",
+                "--port",
+                str(floor_port),
+                "--host",
+                "127.0.0.1",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        transformer = start_server("transformer", env, root / "logs", predictor=predictor)
+        explainer = start_server("explainer", env, root / "logs", predictor=predictor)
+        try:
+            for _ in range(50):
+                try:
+                    httpx.post(f"http://127.0.0.1:{floor_port}/", content=b"{}")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            infer = f"{predictor.url}/v2/models/diecast/infer"
+            floor_url = f"http://127.0.0.1:{floor_port}/v2/models/diecast/infer"
+            wrk(infer, body1, 8)  # warm-up
+            results: dict[str, Any] = {}
+            for c in (1, 8, 32):
+                results[f"ours_c{c}"] = wrk(infer, body1, c)
+                results[f"floor_c{c}"] = wrk(floor_url, body1, c)
+            results["ours_64rows_c8"] = wrk(infer, body64, 8)
+            results["transformer_c1"] = wrk(
+                f"{transformer.url}/v1/models/diecast:predict",
+                json.dumps({"features": record}).encode(),
+                1,
+            )
+            model = AeGbmModel.load(store / "1" / "model")
+            t = time.perf_counter()
+            n = 0
+            while time.perf_counter() - t < 2.0:
+                model.predict(x64)
+                n += 64
+            inprocess_rows = n / (time.perf_counter() - t)
+            explain_ms = []
+            for _ in range(5):
+                t = time.perf_counter()
+                httpx.post(
+                    f"{explainer.url}/v1/models/diecast:explain",
+                    json={"features": record, "chart": True},
+                    timeout=120,
+                )
+                explain_ms.append((time.perf_counter() - t) * 1000)
+            kernel_ms = kernel_explainer_ms(model, store / "1" / "background.npy", one)
+            predictor_rss = rss_mb(predictor.process.pid)
+        finally:
+            for server in (explainer, transformer, predictor):
+                server.stop()
+            floor.terminate()
+            floor.wait(10)
+
+    o8, f8 = results["ours_c8"], results["floor_c8"]
+    rows += [
+        ("req/s at 8 connections: ours", o8["rps"], ""),
+        ("req/s at 8 connections: raw-ASGI floor", f8["rps"], ""),
+        (
+            "  ratio ours / floor (target >= 0.25)",
+            o8["rps"] / f8["rps"],
+            "PASS" if o8["rps"] / f8["rps"] >= 0.25 else "MISS",
+        ),
+        (
+            "  ratio ours / MLServer 1.7.1 (target >= 5)",
+            float("nan"),
+            "SKIPPED (no .venv-mlserver)",
+        ),
+        (
+            "req/s at 1 / 32 connections: ours",
+            results["ours_c1"]["rps"],
+            f"{results['ours_c32']['rps']:.0f} at 32",
+        ),
+        (
+            "req/s at 1 / 32 connections: floor",
+            results["floor_c1"]["rps"],
+            f"{results['floor_c32']['rps']:.0f} at 32",
+        ),
+        ("p50 ms at 1 connection: ours", results["ours_c1"]["p50_ms"], ""),
+        ("p50 ms at 1 connection: floor", results["floor_c1"]["p50_ms"], ""),
+    ]
+    p50_ratio = results["ours_c1"]["p50_ms"] / results["floor_c1"]["p50_ms"]
+    rows.append(("  ratio (target <= 3)", p50_ratio, "PASS" if p50_ratio <= 3 else "MISS"))
+    rows64 = results["ours_64rows_c8"]["rps"] * 64
+    rows += [
+        ("rows/s, 64-row bodies at 8 connections", rows64, ""),
+        ("rows/s in process, same model, 64 rows", inprocess_rows, ""),
+        (
+            "  ratio (target >= 0.5)",
+            rows64 / inprocess_rows,
+            "PASS" if rows64 / inprocess_rows >= 0.5 else "MISS",
+        ),
+        ("p50 ms transformer + predictor, 1 connection", results["transformer_c1"]["p50_ms"], ""),
+    ]
+    tp = results["transformer_c1"]["p50_ms"] / results["ours_c1"]["p50_ms"]
+    rows.append(("  ratio to predictor alone (target <= 2.5)", tp, "PASS" if tp <= 2.5 else "MISS"))
+    explain_p50 = float(np.median(explain_ms))
+    rows += [
+        ("explainer p50 ms (with PNG chart)", explain_p50, ""),
+        ("shap.KernelExplainer ms, same model + background", kernel_ms, ""),
+        (
+            "  ratio (target <= 0.1)",
+            explain_p50 / kernel_ms,
+            "PASS" if explain_p50 / kernel_ms <= 0.1 else "MISS",
+        ),
+        ("predictor RSS MB", predictor_rss, "MLServer: SKIPPED"),
+        (
+            "ready after start, model on disk, s (target <= 2)",
+            ready_s,
+            "PASS" if ready_s <= 2 else "MISS",
+        ),
+        ("non-2xx responses in all runs", sum(r["non2xx"] for r in results.values()), ""),
+    ]
+    for name, value, verdict in rows:
+        print(f"{name:<52} {value:>12.3f}  {verdict}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serving.json").write_text(
+        json.dumps({"raw": results, "table": rows}, indent=1, default=str)
+    )
+
+
+def kernel_explainer_ms(model: AeGbmModel, background_path: Path, x: np.ndarray) -> float:
+    import shap
+
+    background = np.load(background_path)
+    explainer = shap.KernelExplainer(
+        lambda z: model.score(np.asarray(z, dtype=np.float32)), background
+    )
+    t = time.perf_counter()
+    explainer.shap_values(x, silent=True)
+    return (time.perf_counter() - t) * 1000

@@ -1,0 +1,74 @@
+"""`castml demo`: the platform's main job on this machine, end to end.
+
+MLflow (SQLite) -> the KFP pipeline through kfp.local -> a registered, gated
+version; then, when those parts are installed, serving on loopback and the
+monitoring loop (drift -> retrain). MLflow stays up afterwards for its UI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from castml.cli.console import console
+from castml.cli.model_cmd import show_version, ui_url
+from castml.cli.pipeline_cmd import run_with_progress
+from castml.mlflow_server import ServerLayout
+from castml.settings import PipelineSettings
+
+
+def demo(
+    project: Annotated[str, typer.Option("--project", "-p")] = "diecast",
+    profile: Annotated[
+        str, typer.Option(help="'fast' for a quick run; default: the spec's full training.")
+    ] = "",
+    serving: Annotated[bool, typer.Option(help="Also run the serving part.")] = True,
+    monitoring: Annotated[bool, typer.Option(help="Also run the monitoring loop.")] = True,
+) -> None:
+    settings = PipelineSettings()
+    console.rule(f"[bold]1. train and register {project}[/] (MLflow + kfp.local pipeline)")
+    outcome = run_with_progress(
+        settings, project, reason="manual", profile=profile or (settings.profile or "")
+    )
+    uri = settings.tracking_uri
+    show_version(uri, project, outcome.version)
+
+    if serving:
+        _serving_part(uri, project, settings)
+    if monitoring:
+        _monitoring_part(uri, project, settings, profile)
+
+    console.rule("[bold]done[/]")
+    console.print(
+        f"MLflow UI: [link]{ui_url(uri, project)}[/link]  (promote by moving @champion there)"
+    )
+    log = ServerLayout(settings.mlflow_dir).log_file
+    console.print(f"MLflow keeps running (log {log}); stop it with `castml mlflow down`.")
+
+
+def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:
+    try:
+        from serving.demo import run_serving_demo
+    except ImportError:
+        console.print(
+            "[yellow]serving is not installed in this build; skipping the serving part[/]"
+        )
+        return
+    console.rule("[bold]2. serve[/] (predictor, transformer, explainer on 127.0.0.1)")
+    run_serving_demo(uri, project, settings.home.resolve())
+
+
+def _monitoring_part(uri: str, project: str, settings: PipelineSettings, profile: str) -> None:
+    try:
+        from monitoring.demo import run_monitoring_demo
+    except ImportError:
+        console.print(
+            "[yellow]monitoring is not installed in this build; skipping the monitoring part[/]"
+        )
+        return
+    from monitoring.launchers import LocalPipelineLauncher  # type: ignore[attr-defined]
+
+    console.rule("[bold]3. monitor[/] (payload log -> Evidently drift -> retrain policy)")
+    launcher = LocalPipelineLauncher(uri, settings.local_pipeline_root, profile=profile)
+    run_monitoring_demo(uri, project, settings.home.resolve(), None, launcher=launcher)

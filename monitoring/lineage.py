@@ -1,0 +1,196 @@
+"""One model version's lineage: data hash -> pipeline run -> version -> serving -> logs -> drift.
+
+Every link is read from where its owner wrote it: the registry's version tags
+(`castml.*` by the pipeline, `deployed.*` by the rollout reconciler), the collector's
+Parquet partitions, and the drift job's runs in `castml/<project>/monitoring`.
+Nothing here keeps its own record, so the chain cannot disagree with the sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from castml import registry
+from castml.errors import CastmlError
+from monitoring.drift_job import TAG_DATASET_DRIFT, TAG_MODEL_VERSION, TAG_STATUS
+from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+DEPLOYED_PREFIX = "deployed."  # written by serving/rollout.py (the reconciler)
+MAX_DRIFT_REPORTS = 20
+
+
+class RequestNotFoundError(CastmlError):
+    """No logged row carries the request id."""
+
+    status_code = 404
+
+
+@dataclass(frozen=True)
+class Partition:
+    path: Path
+    files: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    run_id: str
+    status: str
+    dataset_drift: bool
+    drift_share: float | None
+    started_at_ms: int
+    report_uri: str | None
+
+
+@dataclass(frozen=True)
+class RequestHit:
+    """Where one request id was logged, and the label that came back for it."""
+
+    request_id: str
+    version: str
+    file: Path
+    rows: int
+    probability: list[float]
+    labels: list[float]
+
+
+@dataclass
+class Lineage:
+    project: str
+    version: str
+    aliases: list[str]
+    data_hash: str
+    pipeline_run_id: str
+    training_run_id: str
+    retrain_reason: str
+    gate: str
+    deployed: dict[str, str]
+    partitions: list[Partition] = field(default_factory=list)
+    drift_reports: list[DriftReport] = field(default_factory=list)
+    request: RequestHit | None = None
+
+
+def partitions(logs_root: Path, project: str, version: str) -> list[Partition]:
+    """`logs/<project>/<version>/date=...` with file and row counts (footer reads only)."""
+    base = logs_root / project / version
+    out: list[Partition] = []
+    for part in sorted(base.glob("date=*")) if base.is_dir() else []:
+        files = sorted(p for p in part.glob("*.parquet") if not p.name.startswith("."))
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        out.append(Partition(part, len(files), rows))
+    return out
+
+
+def _served_groups(logs_root: Path, project: str) -> list[Path]:
+    """Version folders first, then orphans; never feedback (labels carry no version)."""
+    base = logs_root / project
+    if not base.is_dir():
+        return []
+    groups = sorted(
+        p for p in base.iterdir() if p.is_dir() and p.name not in (FEEDBACK_DIR, ORPHANS_DIR)
+    )
+    return [*groups, base / ORPHANS_DIR]
+
+
+def _labels(logs_root: Path, project: str, request_id: str) -> list[float]:
+    found: list[float] = []
+    for file in sorted((logs_root / project / FEEDBACK_DIR).glob("date=*/*.parquet")):
+        table = pq.read_table(file, columns=["request_id", "label"])
+        hit = table.filter(pc.equal(table["request_id"], request_id))
+        found.extend(float(v) for v in hit["label"].to_pylist() if v is not None)
+    return found
+
+
+def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
+    """Scan the partitions newest day first; a request id lives in one file."""
+    columns = ["request_id", "probability", "model_version"]
+    for group in _served_groups(logs_root, project):
+        for file in sorted(group.glob("date=*/*.parquet"), reverse=True):
+            if file.name.startswith("."):
+                continue
+            table = pq.read_table(file, columns=columns)
+            hit = table.filter(pc.equal(table["request_id"], request_id))
+            if hit.num_rows == 0:
+                continue
+            versions = [v for v in hit["model_version"].to_pylist() if v]
+            version = versions[0] if versions else group.name
+            return RequestHit(
+                request_id=request_id,
+                version=str(version),
+                file=file,
+                rows=hit.num_rows,
+                probability=[float(p) for p in hit["probability"].to_pylist() if p is not None],
+                labels=_labels(logs_root, project, request_id),
+            )
+    raise RequestNotFoundError(
+        f"request id '{request_id}' is in no Parquet file under {logs_root / project}"
+    )
+
+
+def drift_reports(client: MlflowClient, project: str, version: str) -> list[DriftReport]:
+    experiment = client.get_experiment_by_name(registry.monitoring_experiment_name(project))
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_MODEL_VERSION}` = '{version}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=MAX_DRIFT_REPORTS,
+    )
+    out: list[DriftReport] = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        has_report = tags.get(TAG_STATUS) == "ok"
+        report = f"{run.info.artifact_uri.rstrip('/')}/drift/drift_report.html"
+        out.append(
+            DriftReport(
+                run_id=run.info.run_id,
+                status=tags.get(TAG_STATUS, ""),
+                dataset_drift=tags.get(TAG_DATASET_DRIFT) == "true",
+                drift_share=metrics.get("drift_share"),
+                started_at_ms=int(run.info.start_time or 0),
+                report_uri=report if has_report else None,
+            )
+        )
+    return out
+
+
+def lineage(
+    client: MlflowClient,
+    project: str,
+    logs_root: Path,
+    version: str | None = None,
+    request_id: str | None = None,
+) -> Lineage:
+    """The chain for `version`, for the version that served `request_id`, or for @champion."""
+    hit = find_request(logs_root, project, request_id) if request_id else None
+    ref: str | int = version or (hit.version if hit else f"@{registry.CHAMPION}")
+    found: Any = registry.resolve_version(client, project, ref)
+    tags: dict[str, str] = dict(found.tags or {})
+    number = str(found.version)
+    return Lineage(
+        project=project,
+        version=number,
+        aliases=sorted(found.aliases or []),
+        data_hash=tags.get(registry.TAG_DATA_HASH, ""),
+        pipeline_run_id=tags.get(registry.TAG_PIPELINE_RUN, ""),
+        training_run_id=str(found.run_id or ""),
+        retrain_reason=tags.get(registry.TAG_RETRAIN_REASON, ""),
+        gate=tags.get(registry.TAG_GATE, ""),
+        deployed={
+            k.removeprefix(DEPLOYED_PREFIX): v
+            for k, v in sorted(tags.items())
+            if k.startswith(DEPLOYED_PREFIX)
+        },
+        partitions=partitions(logs_root, project, number),
+        drift_reports=drift_reports(client, project, number),
+        request=hit,
+    )
