@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-REPLY = b'{"model_name":"diecast","model_version":"1","outputs":[{"name":"probability","datatype":"FP32","shape":[1],"data":[0.5]}]}'
+REPLY = (
+    b'{"model_name":"diecast","model_version":"1","outputs":'
+    b'[{"name":"probability","datatype":"FP32","shape":[1],"data":[0.5]}]}'
+)
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(REPLY)).encode())]
 
 

@@ -17,12 +17,10 @@ from typing import Any
 import orjson
 
 from castml.errors import CastmlError
+from castml.events import REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_MEDIA
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 EVENT_TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 EXTENSIONS = ("inferenceservicename", "namespace", "endpoint", "component")
-STRUCTURED_MEDIA = "application/cloudevents+json"
 
 
 class MalformedEventError(CastmlError):

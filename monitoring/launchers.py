@@ -1,4 +1,4 @@
-"""A launcher that runs a blocking pipeline call in the background (the kfp.local case).
+"""Launchers that run a blocking pipeline call in the background (the kfp.local case).
 
 `run` is injected by the CLI (it wraps `pipelines.runner.run_local`, which monitoring
 must not import) and returns the registered version. When it ends, the policy hears
@@ -7,10 +7,15 @@ of it (lifting dedupe) and the new version is tagged with the decision's evidenc
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+from castml import registry
 from monitoring.policy import RetrainPolicy
 
 TAG_EVIDENCE = "castml.retrain_evidence"
@@ -58,3 +63,32 @@ class BackgroundLauncher:
     def wait(self, timeout_s: float | None = None) -> None:
         for thread in list(self.threads.values()):
             thread.join(timeout_s)
+
+
+class LocalPipelineLauncher(BackgroundLauncher):
+    """kfp.local in a child process: `python -m castml.cli.main pipeline run --reason ...`.
+
+    A process boundary rather than an import, because monitoring never imports
+    pipelines (DESIGN.md §3); the child registers the version with
+    `castml.retrain_reason` set, so the gate produces the new @challenger.
+    """
+
+    def __init__(self, tracking_uri: str, pipeline_root: Path, profile: str = "") -> None:
+        super().__init__(self._run_child)
+        self.tracking_uri, self.pipeline_root, self.profile = tracking_uri, pipeline_root, profile
+
+    def _run_child(self, project: str, reason: str) -> int | str:
+        command = [sys.executable, "-m", "castml.cli.main", "pipeline", "run"]
+        command += ["--project", project, "--reason", reason]
+        if self.profile:
+            command += ["--profile", self.profile]
+        env = {
+            **os.environ,
+            "CASTML_MLFLOW_URI": self.tracking_uri,
+            "CASTML_PIPELINE_ROOT": str(self.pipeline_root),
+        }
+        done = subprocess.run(command, env=env, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(command[2:])}` exited with {done.returncode}")
+        versions = registry.list_versions(registry.client(self.tracking_uri), project)
+        return versions[-1].version if versions else "?"

@@ -120,11 +120,10 @@ def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
             hit = table.filter(pc.equal(table["request_id"], request_id))
             if hit.num_rows == 0:
                 continue
-            versions = [v for v in hit["model_version"].to_pylist() if v]
-            version = versions[0] if versions else group.name
+            versions = [str(v) for v in hit["model_version"].to_pylist() if v]
             return RequestHit(
                 request_id=request_id,
-                version=str(version),
+                version=versions[0] if versions else "",  # a request orphan: no response came
                 file=file,
                 rows=hit.num_rows,
                 probability=[float(p) for p in hit["probability"].to_pylist() if p is not None],
@@ -172,6 +171,11 @@ def lineage(
 ) -> Lineage:
     """The chain for `version`, for the version that served `request_id`, or for @champion."""
     hit = find_request(logs_root, project, request_id) if request_id else None
+    if hit is not None and not hit.version and not version:
+        raise RequestNotFoundError(
+            f"request '{request_id}' was logged without its response (an orphan in "
+            f"{hit.file}), so no version is known; pass --version"
+        )
     ref: str | int = version or (hit.version if hit else f"@{registry.CHAMPION}")
     found: Any = registry.resolve_version(client, project, ref)
     tags: dict[str, str] = dict(found.tags or {})

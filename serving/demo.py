@@ -90,15 +90,16 @@ def run_serving_demo(tracking_uri: str, project: str, home: Path) -> None:
 
         client = registry.client(tracking_uri)
         champion = registry.resolve_version(client, project, registry.CHAMPION).version
-        others = [
-            r.version
-            for r in registry.list_versions(client, project)
-            if str(r.version) != str(champion)
-        ]
-        if not others:
-            print("only one registered version: no switch to show")
+        # Promote what a model owner would: a version that passed its gate, @challenger first.
+        candidates = sorted(
+            (r for r in registry.list_versions(client, project)
+             if str(r.version) != str(champion) and r.gate.startswith("passed")),
+            key=lambda r: (registry.CHALLENGER in r.aliases, r.version),
+        )  # fmt: skip
+        if not candidates:
+            print("no other version passed its gate: no switch to show")
             return
-        target = str(max(others))
+        target = str(candidates[-1].version)
         counts, stop = _traffic(stack.transformer.url, project, record)
         time.sleep(1.0)
         print(f"moving @champion {champion} -> {target} under traffic")

@@ -62,6 +62,12 @@ except ModuleNotFoundError:
 
 def run() -> None:
     """Console-script entry point."""
+    from castml.settings import PlatformSettings
+
+    # MLflow's process-wide default is a SQLite file in the working directory; any call
+    # that forgets an explicit URI must reach the configured server instead.
+    os.environ.setdefault("MLFLOW_TRACKING_URI", PlatformSettings().tracking_uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # rich draws ours
     console = Console(stderr=True)
     try:
         app()

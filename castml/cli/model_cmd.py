@@ -6,6 +6,9 @@ the version it replaced (`castml.promoted_from`), which is what rollback uses.
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,9 +39,11 @@ def show_version(uri: str, project: str, version: int) -> None:
 
     mlflow_client = registry.client(uri)
     found = mlflow_client.get_model_version(project, str(version))
-    evaluation = Evaluation.from_json(
-        mlflow.artifacts.load_dict(f"runs:/{found.run_id}/evaluation/evaluation.json")
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            f"runs:/{found.run_id}/evaluation/evaluation.json", dst_path=tmp, tracking_uri=uri
+        )
+        evaluation = Evaluation.from_json(json.loads(Path(local).read_text()))
     aliases = ", ".join(f"@{a}" for a in found.aliases) or "no alias"
     verdict = "[green]passed[/]" if evaluation.gate.passed else "[red]failed[/]"
     console.print(f"\nregistered [bold]{project}[/] version [bold]{version}[/] ({aliases})")
