@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup tools demo test test-fast check lint format typecheck compile bench clean kind-up images kind-deploy e2e
+.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards compile bench clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,12 +43,15 @@ format: setup
 typecheck: setup  ## mypy (strict on serving/ and monitoring/)
 	$(BIN)/mypy castml pipelines serving monitoring
 
+dashboards:  ## copy monitoring/dashboards into the chart (Helm reads only its own files)
+	cp monitoring/dashboards/*.json charts/castml/dashboards/
+
 compile: setup  ## regenerate pipelines/compiled/*.yaml
 	$(BIN)/castml pipeline compile
 
-check: lint typecheck  ## what CI runs before the tests: lint, types, generated files up to date
+check: lint typecheck dashboards  ## what CI runs before the tests: lint, types, generated files up to date
 	$(BIN)/castml pipeline compile
-	git diff --exit-code -- pipelines/compiled
+	git diff --exit-code -- pipelines/compiled charts/castml/dashboards
 
 bench: setup  ## benchmarks: ratios against a peer measured in the same run
 	$(BIN)/python -m bench

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from castml import registry
-from castml.errors import MlflowUnavailableError
+from castml.errors import MlflowUnavailableError, RegistryError
 from castml.evaluation import Evaluation
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
@@ -175,8 +175,10 @@ def register(
     except (MlflowException, OSError) as exc:
         if version is not None:
             _delete_quietly(mlflow_client, spec.name, version)
-        raise MlflowUnavailableError(
-            tracking_uri, f"registration failed, nothing registered: {exc}"
+        if isinstance(exc, OSError):  # requests' connection errors are OSErrors
+            raise MlflowUnavailableError(tracking_uri, f"{exc}; nothing was registered") from exc
+        raise RegistryError(
+            f"registering {spec.name} at {tracking_uri} failed, nothing was registered: {exc}"
         ) from exc
 
 

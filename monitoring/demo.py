@@ -165,7 +165,9 @@ def post_labels(collector: CollectorHandle, truth: dict[str, int], share: float,
     return len(chosen)
 
 
-def wait_written(collector: CollectorHandle, rows: int, labels: int, timeout_s: float = 120) -> None:
+def wait_written(
+    collector: CollectorHandle, rows: int, labels: int, timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     written = "castml_collector_rows_written_total"
     while time.monotonic() < deadline:
@@ -206,7 +208,9 @@ def show_drift(console: Console, result: DriftResult, tracking_uri: str) -> None
             table.add_row(name, f"{feature.score:.2e}", "yes")
     console.print(table)
     if result.performance:
-        console.print("realised: " + ", ".join(f"{k} {v:.3f}" for k, v in result.performance.items()))
+        console.print(
+            "realised: " + ", ".join(f"{k} {v:.3f}" for k, v in result.performance.items())
+        )
     console.print(f"report: {result.report_uri}")
     console.print(f"MLflow: {tracking_uri}/#/runs/{result.mlflow_run_id}")
 
@@ -242,7 +246,9 @@ def run_monitoring_demo(
     try:
         with tempfile.TemporaryDirectory(prefix="castml-demo-") as tmp:
             version, model = champion_model(tracking_uri, project, Path(tmp))
-        console.print(f"collector on {collector.url}; scoring with {project} v{version} (@champion)")
+        console.print(
+            f"collector on {collector.url}; scoring with {project} v{version} (@champion)"
+        )
         with EventSender(f"{collector.url}/", project, collector.token, workers=2) as sender:
             truth = send_traffic(sender, model, project, version, NORMAL_ROWS, 101, "none")
             console.print(f"sent {NORMAL_ROWS} normal shots")

@@ -15,7 +15,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import numpy as np
 import orjson
 
@@ -23,6 +22,7 @@ from castml.spec import load_spec
 from serving.asgi import App, Request, Response, json_response
 from serving.codec import NUMERIC, features_matrix, output_json, tensors_from_json
 from serving.errors import BadRequestError, NotFoundError, PredictorRefusedError, UpstreamError
+from serving.http_client import LeanHttpClient, UpstreamUnavailableError
 from serving.metrics import ServerMetrics
 from serving.settings import ServingSettings
 from serving.validation import FeatureValidator
@@ -40,16 +40,12 @@ def confidence(probability: np.ndarray, threshold: float, high: float, medium: f
 
 
 class PredictorClient:
-    """v2 REST calls to the predictor over a kept-alive connection pool."""
+    """v2 REST calls to the predictor over kept-alive connections (`LeanHttpClient`)."""
 
     def __init__(self, base_url: str, project: str, timeout_s: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.project = project
-        self.client = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout_s,
-            limits=httpx.Limits(max_keepalive_connections=64, max_connections=128),
-        )
+        self.client = LeanHttpClient(self.base_url, timeout_s)
         self.thresholds: dict[str, float] = {}
 
     async def get(self, path: str) -> dict[str, Any]:
@@ -77,22 +73,20 @@ class PredictorClient:
 
     async def _call(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
         try:
-            response = await self.client.request(
-                method, path, content=body, headers={"content-type": "application/json"}
-            )
-        except httpx.HTTPError as exc:
+            response = await self.client.request(method, path, body, "application/json")
+        except UpstreamUnavailableError as exc:
+            raise UpstreamError(f"the predictor at {self.base_url} is unreachable: {exc}") from exc
+        try:
+            payload: dict[str, Any] = orjson.loads(response.body) if response.body else {}
+        except orjson.JSONDecodeError:
+            payload = {"error": response.body[:200].decode("utf-8", "replace")}
+        if response.status >= 500:
             raise UpstreamError(
-                f"the predictor at {self.base_url} is unreachable: {type(exc).__name__}"
-            ) from exc
-        payload: dict[str, Any] = orjson.loads(response.content) if response.content else {}
-        if response.status_code >= 500:
-            raise UpstreamError(
-                f"the predictor failed ({response.status_code}): {payload.get('error', '')}"
+                f"the predictor failed ({response.status}): {payload.get('error', '')}"
             )
-        if response.status_code >= 400:
+        if response.status >= 400:
             raise PredictorRefusedError(
-                response.status_code,
-                payload.get("error", f"the predictor answered {response.status_code}"),
+                response.status, payload.get("error", f"the predictor answered {response.status}")
             )
         return payload
 
@@ -107,7 +101,7 @@ class PredictorClient:
         return self.thresholds[version]
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
 
 def _outputs(payload: dict[str, Any]) -> dict[str, np.ndarray]:

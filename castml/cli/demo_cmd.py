@@ -79,8 +79,8 @@ def _monitoring_part(uri: str, project: str, settings: PipelineSettings, profile
             "[yellow]monitoring is not installed in this build; skipping the monitoring part[/]"
         )
         return
-    from monitoring.launchers import LocalPipelineLauncher  # type: ignore[attr-defined]
+    from monitoring.launchers import LocalPipelineLauncher
 
     console.rule("[bold]3. monitor[/] (payload log -> Evidently drift -> retrain policy)")
     launcher = LocalPipelineLauncher(uri, settings.local_pipeline_root, profile=profile)
-    run_monitoring_demo(uri, project, settings.home.resolve(), None, launcher=launcher)
+    run_monitoring_demo(uri, project, settings.home.resolve(), None, launcher, console=console)

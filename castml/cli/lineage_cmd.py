@@ -46,7 +46,9 @@ def render(chain: Lineage, tracking_uri: str) -> Tree:
         found.add(f"delayed label {', '.join(f'{v:g}' for v in hit.labels) or 'not yet'}")
     reports = root.add(f"drift reports ({len(chain.drift_reports)})")
     for report in chain.drift_reports:
-        when = datetime.fromtimestamp(report.started_at_ms / 1000, UTC).isoformat(timespec="seconds")
+        when = datetime.fromtimestamp(report.started_at_ms / 1000, UTC).isoformat(
+            timespec="seconds"
+        )
         flag = "[red]drift[/]" if report.dataset_drift else report.status
         share = "" if report.drift_share is None else f" share {report.drift_share:.2f}"
         reports.add(f"{when} {flag}{share}  run {report.run_id}  {report.report_uri or ''}")
@@ -56,7 +58,9 @@ def render(chain: Lineage, tracking_uri: str) -> Tree:
 @app.callback(invoke_without_command=True)
 def show(
     project: Annotated[str, typer.Argument(help="Project (registered model name).")],
-    version: Annotated[str | None, typer.Option(help="Registry version; default @champion.")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Registry version; default @champion.")
+    ] = None,
     request_id: Annotated[
         str | None, typer.Option(help="Find this request in the Parquet logs first.")
     ] = None,

@@ -68,10 +68,13 @@ class NumpyEncoder:
         def per_head(m: np.ndarray) -> np.ndarray:  # [F, D] -> [H, F, head_dim]
             return m.reshape(n_features, heads, head_dim).transpose(1, 0, 2)
 
-        # q and k side by side: [2, H, F, head_dim]; k is pre-transposed at use.
-        self._qk_p = f32(np.stack([per_head(p[:, :d]), per_head(p[:, d : 2 * d])]))
-        self._qk_q = f32(np.stack([per_head(q[:, :d]), per_head(q[:, d : 2 * d])]))
-        self._qk_r = f32(np.stack([r[:d], r[d : 2 * d]]).reshape(2, heads, 1, head_dim))
+        # q as [H, F, head_dim]; k already transposed, [H, head_dim, F]: both come out
+        # contiguous, which matmul needs to stay on its fast path.
+        self._q_p, self._q_q = f32(per_head(p[:, :d])), f32(per_head(q[:, :d]))
+        self._q_r = f32(r[:d].reshape(heads, 1, head_dim))
+        self._kt_p = f32(per_head(p[:, d : 2 * d]).transpose(0, 2, 1))
+        self._kt_q = f32(per_head(q[:, d : 2 * d]).transpose(0, 2, 1))
+        self._kt_r = f32(r[d : 2 * d].reshape(heads, head_dim, 1))
         readout = w["attention.readout.weight"][0]  # [D]
         u = (w["attention.proj.weight"].T @ readout).reshape(heads, head_dim)
         self._vu_p = f32((per_head(p[:, 2 * d :]) * u[:, None, :]).sum(-1))  # [H, F]
@@ -105,17 +108,20 @@ class NumpyEncoder:
         var = (self._var_a * x64 + self._var_b) * x64 + self._var_c
         rstd = (1.0 / np.sqrt(var + LAYER_NORM_EPS)).astype(np.float32)  # [N, F]
         rx = rstd * x
-        qk = rx[:, None, None, :, None] * self._qk_p
-        qk += rstd[:, None, None, :, None] * self._qk_q
-        qk += self._qk_r  # [N, 2, H, F, hd]
-        scores = qk[:, 0] @ qk[:, 1].swapaxes(-1, -2)  # [N, H, F, F]
+        q = rx[:, None, :, None] * self._q_p
+        q += rstd[:, None, :, None] * self._q_q
+        q += self._q_r  # [N, H, F, hd]
+        kt = rx[:, None, None, :] * self._kt_p
+        kt += rstd[:, None, None, :] * self._kt_q
+        kt += self._kt_r  # [N, H, hd, F]
+        scores = q @ kt  # [N, H, F, F]
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
         vu = rx[:, None, :] * self._vu_p
         vu += rstd[:, None, :] * self._vu_q
         vu += self._vu_r  # [N, H, F]
-        mixed = (scores @ vu[..., None])[..., 0].sum(axis=1)  # [N, F]
+        mixed: np.ndarray = (scores @ vu[..., None])[..., 0].sum(axis=1)  # [N, F]
         mixed += x * self._skip_w
         mixed += self._skip_b
         return mixed

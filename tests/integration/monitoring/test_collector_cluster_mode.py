@@ -27,7 +27,10 @@ def test_ingest_needs_credentials_unless_the_network_is_trusted(tmp_path: Path) 
             assert answer.status_code == expected
             # Feedback stays authenticated whatever the ingest setting says.
             label = {"request_id": f"trust-{trusted}", "label": 1}
-            assert collector.client.post("/v1/feedback", json=label, headers=ANONYMOUS).status_code == 401
+            assert (
+                collector.client.post("/v1/feedback", json=label, headers=ANONYMOUS).status_code
+                == 401
+            )
             assert collector.client.post("/v1/feedback", json=label).status_code == 202
         finally:
             collector.stop()
@@ -38,12 +41,17 @@ def test_retrain_endpoint_is_served_on_the_collector_port_behind_the_token(tmp_p
     try:
         # Too few rows: the policy answers "skipped" without launching a pipeline.
         request = {"project": "diecast", "reason": "drift", "evidence": {"rows": 5}}
-        assert collector.client.post("/v1/retrain", json=request, headers=ANONYMOUS).status_code == 401
+        assert (
+            collector.client.post("/v1/retrain", json=request, headers=ANONYMOUS).status_code == 401
+        )
         answer = collector.client.post("/v1/retrain", json=request)
         assert answer.status_code == 200
         decision = answer.json()["decisions"][0]
         assert decision["outcome"] == "skipped" and decision["detail"].startswith("too few rows")
-        resolved = {"status": "resolved", "alerts": [{"status": "resolved", "labels": {"project": "diecast"}}]}
+        resolved = {
+            "status": "resolved",
+            "alerts": [{"status": "resolved", "labels": {"project": "diecast"}}],
+        }
         assert collector.client.post("/v1/retrain", json=resolved).json() == {"decisions": []}
 
         assert collector.client.get("/v1/retrain/decisions", headers=ANONYMOUS).status_code == 401
@@ -81,5 +89,7 @@ def test_metrics_carry_the_drift_jobs_gauges_of_every_project(tmp_path: Path) ->
     families = {f.name: f for f in text_string_to_metric_families(text)}
     shares = {s.labels["project"]: s.value for s in families["castml_drift_share"].samples}
     assert shares == {"diecast": 0.3, "bikeshare": 0.1}
-    assert families["castml_drift_feature_drifted"].samples[0].labels["feature"] == "melt_temperature"
+    assert (
+        families["castml_drift_feature_drifted"].samples[0].labels["feature"] == "melt_temperature"
+    )
     assert "castml_realised_f1" in families and "castml_collector_events_received" in families

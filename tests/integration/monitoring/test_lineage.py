@@ -47,7 +47,9 @@ def logged(tmp_path: Path, registered_diecast: Any) -> tuple[Path, str, str]:
     # What the rollout reconciler writes after serving a version (serving/rollout.py).
     for key, value in {"status": "serving", "target": "isvc default/diecast"}.items():
         client.set_model_version_tag("diecast", version, f"deployed.{key}", value)
-    settings = DriftSettings.model_validate({"home": tmp_path, "mlflow_uri": registered_diecast.uri})
+    settings = DriftSettings.model_validate(
+        {"home": tmp_path, "mlflow_uri": registered_diecast.uri}
+    )
     drift = run_drift("diecast", "1d", settings)  # 4 rows: an insufficient_data report
     assert drift.mlflow_run_id is not None
     return tmp_path, version, drift.mlflow_run_id

@@ -23,7 +23,10 @@ from monitoring.metrics import CollectorMetrics
 ROOT = Path(__file__).resolve().parents[3]
 # Identifiers in PromQL that start with our prefix; labels and functions never do.
 NAME = re.compile(r"\bcastml_[a-zA-Z0-9_:]*")
-SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+}
 
 
 def _series(families: Any) -> set[str]:
@@ -56,9 +59,7 @@ def exported(tmp_path: Path) -> set[str]:
 def _exprs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "expr" and isinstance(value, str):
-                yield value
-            elif key == "query" and isinstance(value, str):  # template variables
+            if key in ("expr", "query") and isinstance(value, str):  # query: template variables
                 yield value
             else:
                 yield from _exprs(value)
@@ -101,14 +102,6 @@ def test_dashboard_has_the_four_sections() -> None:
     assert len(ids) == len(set(ids))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the chart's dashboard and PrometheusRule query castml_collector_received_total, "
-    "_written_total, _dropped_total and a `version` label; the code exports "
-    "castml_collector_events_received_total, castml_collector_rows_written_total, "
-    "castml_collector_events_dropped_total and `model_version`. Fix: ship "
-    "monitoring/dashboards/castml.json in charts/castml/dashboards/, then drop this marker.",
-)
 def test_chart_dashboards_and_rules_use_exported_names(tmp_path: Path) -> None:
     chart = ROOT / "charts" / "castml"
     files = sorted((chart / "dashboards").glob("*.json"))
