@@ -577,5 +577,7 @@ def test_chart_ships_the_monitoring_dashboards_unchanged() -> None:
     """charts/castml/dashboards/ is a copy of monitoring/dashboards/ (`make dashboards`)."""
     root = Path(__file__).resolve().parents[2]
     source = {p.name: p.read_text() for p in (root / "monitoring" / "dashboards").glob("*.json")}
-    shipped = {p.name: p.read_text() for p in (root / "charts" / "castml" / "dashboards").glob("*.json")}
+    shipped = {
+        p.name: p.read_text() for p in (root / "charts" / "castml" / "dashboards").glob("*.json")
+    }
     assert shipped == source, "run `make dashboards`"
