@@ -1,8 +1,8 @@
 """LightGBM's trees evaluated in numpy: the alternative `bench/model.py` measures.
 
-Kept out of the runtime because it lost: for one row LightGBM's own single-row fast
-path (`castml.runtime.ae_gbm.SingleRowGbm`) is about 4x faster, and from two rows on
-`Booster.predict` is; the numbers are in `python -m bench model`.
+Kept out of the runtime because it lost at every batch size to LightGBM's own C calls
+made directly (`castml.runtime.ae_gbm.DirectGbm`: about 4x faster for one row, more
+from two rows on); the numbers are in `python -m bench model`.
 
 `Booster.predict` costs tens of microseconds of Python and ctypes per call before a tree
 is walked; a single row needs far less. Here every tree is flattened once, at load, and

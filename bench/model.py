@@ -1,9 +1,9 @@
 """The model call in process, per batch size: which GBM path is fastest, and the whole call.
 
 GBM paths compared on the same design matrix (outputs must agree within 1e-9):
-`Booster.predict` (LightGBM's Python API), LightGBM's single-row fast path
-(`SingleRowGbm`, one row only) and the numpy tree evaluator (`bench/_numpy_trees.py`).
-`AeGbmModel.gbm` must pick the fastest for each size; this prints what it would lose.
+`Booster.predict` (LightGBM's Python API), `DirectGbm` (the same C call made directly;
+for one row LightGBM's single-row fast path), and the numpy tree evaluator
+(`bench/_numpy_trees.py`). `AeGbmModel.gbm` uses `DirectGbm`; this shows why.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     design_all, _ = model.design_matrix(x)
     results: dict[str, dict[str, float]] = {}
     print(
-        f"{'rows':>5} {'Booster.predict':>16} {'single-row fast':>16} {'numpy trees':>12} "
+        f"{'rows':>5} {'Booster.predict':>16} {'DirectGbm':>16} {'numpy trees':>12} "
         f"{'model.gbm':>10} {'encoder':>9} {'predict':>9}   (us per call)"
     )
     for n in SIZES:
@@ -67,15 +67,15 @@ def main() -> None:
             "predict": per_call_us(lambda b=x[:n]: model.predict(b)),
         }
         assert np.abs(model.gbm(design) - reference).max() <= 1e-9
-        if n == 1 and model.single_row.config is not None:
-            assert np.abs(model.single_row(design) - reference).max() <= 1e-9
-            row["single_row"] = per_call_us(lambda d=design: model.single_row(d))
+        if model.direct.accepts(design):
+            assert np.abs(model.direct(design) - reference).max() <= 1e-9
+            row["direct"] = per_call_us(lambda d=design: model.direct(d))
         if trees is not None:
             assert np.abs(trees(design) - reference).max() <= 1e-9
             row["numpy_trees"] = per_call_us(lambda d=design: trees(d))
         results[str(n)] = row
         print(
-            f"{n:>5} {row['booster']:>16.1f} {row.get('single_row', float('nan')):>16.1f} "
+            f"{n:>5} {row['booster']:>16.1f} {row.get('direct', float('nan')):>16.1f} "
             f"{row.get('numpy_trees', float('nan')):>12.1f} {row['model_gbm']:>10.1f} "
             f"{row['encoder']:>9.1f} {row['predict']:>9.1f}"
         )

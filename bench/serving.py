@@ -4,8 +4,15 @@ exists), over v2 REST on loopback with wrk; the explainer vs shap.KernelExplaine
 Targets (issue 3): req/s at 8 connections >= 5x MLServer and >= 0.25x the floor; p50 at 1
 connection <= 3x the floor; rows/s on 64-row bodies >= 0.5x in-process; transformer +
 predictor p50 <= 2.5x the predictor; explainer p50 <= 0.1x KernelExplainer; ready after
-start with a cached model <= 2 s. MLServer needs `.venv-mlserver` (mlserver==1.7.1,
-mlserver-mlflow==1.7.1, uvloop==0.21.0); without it its rows are reported as skipped.
+start with a cached model <= 2 s; predictor RSS <= 0.5x MLServer's.
+
+The peer is MLServer 1.7.1 + mlserver-mlflow in `.venv-mlserver` (built on first use by
+`bench/_mlserver.py`), serving the same model version: it is registered in a local
+registry and downloaded back, MLServer loads that pyfunc, our predictor loads the
+`model/` directory inside it. Against MLServer both servers get the same body, in the
+pandas-codec layout MLServer's MLflow runtime decodes (one FP64 `[1]` tensor per
+feature, which our predictor also accepts); against the floor, ours gets a `[1, 30]`
+FP32 tensor. `CASTML_BENCH_SKIP_MLSERVER=1` leaves the peer out.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench import _mlserver
 from castml.runtime.ae_gbm import AeGbmModel
-from castml.spec import load_spec
+from castml.spec import ProjectSpec, load_spec
 from serving.processes import free_port, start_server
 from serving.store import smoke_rows
 
@@ -64,10 +72,29 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def build_version(root: Path) -> Path:
+def build_version(root: Path) -> tuple[Path, Path | None]:
+    """A local store whose version 1 is the registered pyfunc's model (and the pyfunc)."""
     from tests.unit.serving.support import build_store
 
-    return build_store(root)
+    trained = build_store(root / "trained")
+    store = root / "store"
+    (store / "1").mkdir(parents=True)
+    shutil.copy(trained / "1" / "background.npy", store / "1" / "background.npy")
+    if os.environ.get("CASTML_BENCH_SKIP_MLSERVER"):
+        shutil.copytree(trained / "1" / "model", store / "1" / "model")
+        return store, None
+    pyfunc = _mlserver.register_and_download(trained / "1" / "model", root / "registry")
+    shutil.copytree(pyfunc / "artifacts" / "model", store / "1" / "model")
+    return store, pyfunc
+
+
+def per_feature_body(spec: ProjectSpec, row: np.ndarray) -> bytes:
+    """The pandas-codec layout: one FP64 [1] tensor per feature, named as in the spec."""
+    inputs = [
+        {"name": name, "datatype": "FP64", "shape": [1], "data": [float(value)]}
+        for name, value in zip(spec.feature_names, row, strict=True)
+    ]
+    return json.dumps({"inputs": inputs}).encode()
 
 
 def main() -> None:
@@ -77,7 +104,7 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        store = build_version(root / "store")
+        store, pyfunc = build_version(root)
         env = {"CASTML_MODEL_STORE": str(store), "CASTML_MODEL_VERSION": "1"}
         one = smoke_rows(spec)[:1]
         x64 = np.repeat(smoke_rows(spec), 32, axis=0)
@@ -106,6 +133,7 @@ def main() -> None:
             }
         ).encode()
         record = dict(zip(spec.feature_names, map(float, one[0]), strict=True))
+        body_named = per_feature_body(spec, one[0])
 
         started = time.perf_counter()
         predictor = start_server("predictor", env, root / "logs")
@@ -148,6 +176,8 @@ def main() -> None:
                 results[f"ours_c{c}"] = wrk(infer, body1, c)
                 results[f"floor_c{c}"] = wrk(floor_url, body1, c)
             results["ours_64rows_c8"] = wrk(infer, body64, 8)
+            for c in (1, 8, 32):
+                results[f"ours_named_c{c}"] = wrk(infer, body_named, c)
             results["transformer_c1"] = wrk(
                 f"{transformer.url}/v1/models/diecast:predict",
                 json.dumps({"features": record}).encode(),
@@ -176,6 +206,13 @@ def main() -> None:
                 server.stop()
             floor.terminate()
             floor.wait(10)
+        mlserver_rss = float("nan")
+        if pyfunc is not None:
+            # Measured alone: our servers are stopped, so the two never share the cores.
+            try:
+                mlserver_rss = measure_mlserver(pyfunc, root / "peer", body_named, results)
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                print(f"MLServer peer skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     o8, f8 = results["ours_c8"], results["floor_c8"]
     rows += [
@@ -186,11 +223,27 @@ def main() -> None:
             o8["rps"] / f8["rps"],
             "PASS" if o8["rps"] / f8["rps"] >= 0.25 else "MISS",
         ),
-        (
-            "  ratio ours / MLServer 1.7.1 (target >= 5)",
-            float("nan"),
-            "SKIPPED (no .venv-mlserver)",
-        ),
+    ]
+    if "mlserver_c8" in results:
+        for c in (1, 8, 32):
+            ours, peer = results[f"ours_named_c{c}"]["rps"], results[f"mlserver_c{c}"]["rps"]
+            rows += [
+                (f"req/s at {c} connections, per-feature body: ours", ours, ""),
+                (f"req/s at {c} connections, per-feature body: MLServer 1.7.1", peer, ""),
+            ]
+            verdict = ("PASS" if ours / peer >= 5 else "MISS") if c == 8 else ""
+            target = " (target >= 5)" if c == 8 else ""
+            rows.append((f"  ratio ours / MLServer at {c}{target}", ours / peer, verdict))
+        rows.append(
+            (
+                "p50 ms at 1 connection, per-feature body: ours / MLServer",
+                results["ours_named_c1"]["p50_ms"],
+                f"{results['mlserver_c1']['p50_ms']:.3f} MLServer",
+            )
+        )
+    else:
+        rows.append(("  ratio ours / MLServer 1.7.1 (target >= 5)", float("nan"), "SKIPPED"))
+    rows += [
         (
             "req/s at 1 / 32 connections: ours",
             results["ours_c1"]["rps"],
@@ -228,7 +281,19 @@ def main() -> None:
             explain_p50 / kernel_ms,
             "PASS" if explain_p50 / kernel_ms <= 0.1 else "MISS",
         ),
-        ("predictor RSS MB", predictor_rss, "MLServer: SKIPPED"),
+        ("predictor RSS MB", predictor_rss, ""),
+        (
+            "MLServer RSS MB (process tree)",
+            mlserver_rss,
+            "" if mlserver_rss == mlserver_rss else "SKIPPED",
+        ),
+        (
+            "  ratio ours / MLServer (target <= 0.5)",
+            predictor_rss / mlserver_rss,
+            ("PASS" if predictor_rss / mlserver_rss <= 0.5 else "MISS")
+            if mlserver_rss == mlserver_rss
+            else "SKIPPED",
+        ),
         (
             "ready after start, model on disk, s (target <= 2)",
             ready_s,
@@ -242,6 +307,19 @@ def main() -> None:
     (RESULTS / "serving.json").write_text(
         json.dumps({"raw": results, "table": rows}, indent=1, default=str)
     )
+
+
+def measure_mlserver(pyfunc: Path, work: Path, body: bytes, results: dict[str, Any]) -> float:
+    """MLServer's req/s at 1/8/32 connections into `results`; returns its RSS in MB."""
+    peer, port = _mlserver.start_mlserver(pyfunc, work)
+    try:
+        url = f"http://127.0.0.1:{port}/v2/models/diecast/infer"
+        wrk(url, body, 8)  # warm-up
+        for c in (1, 8, 32):
+            results[f"mlserver_c{c}"] = wrk(url, body, c)
+        return _mlserver.tree_rss_mb(peer.pid)
+    finally:
+        _mlserver.stop(peer)
 
 
 def kernel_explainer_ms(model: AeGbmModel, background_path: Path, x: np.ndarray) -> float:

@@ -43,13 +43,18 @@ def main(argv: list[str] | None = None) -> None:
         host = args.predictor_host
         overrides["predictor_url"] = host if "://" in host else f"http://{host}"
     settings = serving_settings(**overrides)
+    if args.role == "predictor":
+        from serving.lean_imports import import_lightgbm_without_extras
+
+        import_lightgbm_without_extras()  # before anything imports lightgbm
     from serving.server import serve
 
     if args.role == "predictor":
         if args.workers > 1:
             os.environ["CASTML_PROJECT"] = settings.project
             os.environ["CASTML_GRPC_PORT"] = str(args.grpc_port)
-            serve("serving.server:predictor_from_env", settings.host, args.http_port, args.workers)
+            factory = "serving.lean_imports:predictor_from_env"
+            serve(factory, settings.host, args.http_port, args.workers)
             return
         from serving.server import predictor_app
 

@@ -7,8 +7,10 @@ needs, and nothing else runs on the hot path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +75,16 @@ def error_response(exc: BaseException) -> Response:
         return json_response(exc.body(), exc.status_code)
     log.exception("unhandled error", exc_info=exc)
     return json_response({"error": "internal server error"}, 500)
+
+
+# Ids for requests that bring none: unique per process by a random prefix, then a counter
+# (uuid4 per request costs a urandom call on the hot path).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -6,6 +6,7 @@ or one `[N]` tensor per feature. Every check is vectorised: no per-row Python.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def _numeric(name: str, datatype: Any) -> np.dtype[Any]:
 
 
 def _checked(name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    expected = int(np.prod(shape)) if shape else 1
+    expected = math.prod(shape)
     if values.size != expected:
         raise BadRequestError(
             f"input '{name}': shape {list(shape)} needs {expected} values, got {values.size}"
@@ -143,7 +144,8 @@ def features_matrix(tensors: list[Tensor], features: Sequence[str], max_rows: in
         if len(by_name) != len(tensors):
             raise BadRequestError("input names must be unique")
         missing = [f for f in features if f not in by_name]
-        unknown = [n for n in by_name if n not in set(features)]
+        known = set(features)
+        unknown = [n for n in by_name if n not in known]
         if missing or unknown:
             parts = []
             if missing:

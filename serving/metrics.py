@@ -5,8 +5,14 @@ Each app owns its registry, so several servers can live in one process (the test
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import threading
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 # Sub-millisecond buckets: the predictor's stages take tens to hundreds of microseconds.
 BUCKETS = (
@@ -28,16 +34,70 @@ BUCKETS = (
 )
 
 
+class LeanHistogram:
+    """One histogram series; `observe` is a bisect and three additions under a lock.
+
+    prometheus_client's `Histogram.observe` costs about 3 us (a lock and a Python call per
+    bucket structure); the predictor observes four stages per request, so that was a
+    tenth of a single-row request. Exposed through `HistogramFamily` in the same format.
+    """
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = list(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        index = bisect_left(self.bounds, value)  # le: a value equal to a bound counts in it
+        with self._lock:
+            self.counts[index] += 1
+            self.sum += value
+
+    def snapshot(self) -> tuple[list[tuple[str, float]], float]:
+        with self._lock:
+            counts, total = list(self.counts), self.sum
+        cumulative, running = [], 0
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+            running += count
+            cumulative.append((bound, float(running)))
+        return cumulative, total
+
+
+class HistogramFamily(Collector):
+    """A labelled histogram family made of `LeanHistogram` children."""
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.label_names, self.buckets = list(labels), tuple(buckets)
+        self.children: dict[tuple[str, ...], LeanHistogram] = {}
+
+    def labels(self, *values: str) -> LeanHistogram:
+        return self.children.setdefault(tuple(values), LeanHistogram(self.buckets))
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
+        for values, child in list(self.children.items()):
+            buckets, total = child.snapshot()
+            family.add_metric(list(values), buckets, total)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
+
+
 class ServerMetrics:
     def __init__(self, server: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.stage = Histogram(
+        self.stage = HistogramFamily(
             "castml_serving_stage_seconds",
             "Latency of one stage of a request.",
             ["server", "stage"],
-            buckets=BUCKETS,
-            registry=self.registry,
+            BUCKETS,
         )
+        self.registry.register(self.stage)
         self.requests = Counter(
             "castml_serving_requests",
             "Requests answered, by endpoint and status class.",
@@ -50,13 +110,13 @@ class ServerMetrics:
             ["server"],
             registry=self.registry,
         )
-        self.batch_rows = Histogram(
+        self.batch_rows = HistogramFamily(
             "castml_serving_batch_rows",
             "Rows per model call (micro-batches included).",
             ["server"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096),
-            registry=self.registry,
+            (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096),
         )
+        self.registry.register(self.batch_rows)
         self.version = Gauge(
             "castml_serving_model_version",
             "The registry version being served (1 = current).",
@@ -64,7 +124,7 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.server = server
-        # Children bound once: labels() costs a dict lookup and a lock per call.
+        # Children bound once: labels() costs a dict lookup (and a lock, for a Counter).
         self.decode = self.stage.labels(server, "decode")
         self.predict = self.stage.labels(server, "predict")
         self.encode = self.stage.labels(server, "encode")

@@ -7,14 +7,13 @@ names the version it used (`model_version` and the `x-model-version` header).
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 
 import castml
 from castml.spec import ProjectSpec
-from serving.asgi import App, Request, Response, json_response
+from serving.asgi import App, Request, Response, json_response, new_request_id
 from serving.codec import (
     BINARY_HEADER,
     features_matrix,
@@ -76,6 +75,7 @@ class Predictor:
         self.metrics = slot.metrics or ServerMetrics("predictor")
         self.batcher = MicroBatcher(self.metrics, max_rows) if microbatch else None
         self.outputs = output_names(self.spec)
+        self.feature_names = self.spec.feature_names  # a property that builds a list
 
     def _served(self, request: Request) -> ServedModel:
         name = request.params.get("model")
@@ -102,11 +102,9 @@ class Predictor:
             binary = memoryview(body)[int(json_length) :]
             request.body = body[: int(json_length)]
         payload = request.json()
-        x = features_matrix(
-            tensors_from_json(payload, binary), self.spec.feature_names, self.max_rows
-        )
+        x = features_matrix(tensors_from_json(payload, binary), self.feature_names, self.max_rows)
         wanted = requested_outputs(payload, self.outputs)
-        request_id = payload.get("id") or request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = payload.get("id") or request.headers.get("x-request-id") or new_request_id()
         decoded = time.perf_counter()
         self.metrics.decode.observe(decoded - started)
         if self.batcher is not None:

@@ -12,20 +12,21 @@ uncertain as the model gets; one at 0 or 1 is as sure.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 import orjson
 
 from castml.spec import load_spec
-from serving.asgi import App, Request, Response, json_response
+from serving.asgi import App, Request, Response, json_response, new_request_id
 from serving.codec import NUMERIC, features_matrix, output_json, tensors_from_json
 from serving.errors import BadRequestError, NotFoundError, PredictorRefusedError, UpstreamError
 from serving.http_client import LeanHttpClient, UpstreamUnavailableError
 from serving.metrics import ServerMetrics
 from serving.settings import ServingSettings
 from serving.validation import FeatureValidator
+
+BANDS = ("low", "medium", "high")
 
 
 def confidence(probability: np.ndarray, threshold: float, high: float, medium: float) -> list[str]:
@@ -35,8 +36,8 @@ def confidence(probability: np.ndarray, threshold: float, high: float, medium: f
         (p - threshold) / max(1 - threshold, 1e-12),
         (threshold - p) / max(threshold, 1e-12),
     )
-    bands = np.where(margin >= high, "high", np.where(margin >= medium, "medium", "low"))
-    return [str(b) for b in bands]
+    level = (margin >= medium).astype(np.int8) + (margin >= high)  # 0 low, 1 medium, 2 high
+    return [BANDS[i] for i in level.tolist()]
 
 
 class PredictorClient:
@@ -130,7 +131,7 @@ class Transformer:
         started = time.perf_counter()
         self._check_model(request)
         payload = request.json()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or new_request_id()
         if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
             raise BadRequestError(
                 'send {"features": {<name>: <value>, ...}} or {"instances": [{...}, ...]}'
@@ -206,7 +207,7 @@ class Transformer:
         )
         self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
         request_id = str(
-            payload.get("id") or request.headers.get("x-request-id") or uuid.uuid4().hex
+            payload.get("id") or request.headers.get("x-request-id") or new_request_id()
         )
         reply = await self.client.infer(x, request_id, request.params.get("version"))
         out = _outputs(reply)

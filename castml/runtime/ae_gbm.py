@@ -22,24 +22,29 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL: the objective's output (probability)
 _DTYPE_FLOAT32 = 0  # C_API_DTYPE_FLOAT32
+_PARAMETERS = "num_threads=1"
+_MAX_ROWS = 2**31 - 1  # LightGBM's int32 row count
 
 
-class SingleRowGbm:
-    """LightGBM's single-row fast path (`LGBM_BoosterPredictForMatSingleRowFast`).
+class DirectGbm:
+    """LightGBM's C prediction calls, made directly: the same trees, the same output.
 
-    `Booster.predict` spends some 25 us of Python (argument checks, array conversion,
-    ctypes set-up) per call; for one row that is most of the model's time. The fast path
-    parses the prediction config once and then costs one C call per row (~3 us), with the
-    very same trees and output (the Booster serialises calls with its own lock, so this
-    is safe from several threads). It uses lightgbm's ctypes handle (`_LIB`), pinned with
-    lightgbm; if that ever fails to initialise, `config` stays None and callers keep
-    `Booster.predict`.
+    `Booster.predict` spends 20-50 us of Python per call (argument checks, input
+    conversion, a row-count query) before LightGBM's C++ runs; for the few rows of a
+    serving request that is most of the GBM's time. This makes the one C call that
+    `Booster.predict` itself ends in (`LGBM_BoosterPredictForMat`) with the same
+    arguments, and for a single row LightGBM's single-row fast path
+    (`LGBM_BoosterPredictForMatSingleRowFast`, the config parsed once at load). The
+    Booster serialises calls with its own lock, so this is safe from several threads.
+    It uses lightgbm's ctypes handle (`_LIB`), pinned with lightgbm; if that fails to
+    initialise, `ready` is False and callers keep `Booster.predict`.
     """
 
     def __init__(self, booster: lgb.Booster) -> None:
         self.booster = booster  # keeps the handle alive as long as the config
         self.n_features = booster.num_feature()
-        self.config: ctypes.c_void_p | None = None
+        self.num_iteration = booster.best_iteration  # what Booster.predict would use
+        self.ready = False
         try:
             from lightgbm.basic import _LIB, _c_str, _safe_call  # type: ignore[attr-defined]
 
@@ -49,32 +54,67 @@ class SingleRowGbm:
                     booster._handle,
                     ctypes.c_int(_PREDICT_NORMAL),
                     ctypes.c_int(0),
-                    ctypes.c_int(-1),
+                    ctypes.c_int(self.num_iteration),
                     ctypes.c_int(_DTYPE_FLOAT32),
                     ctypes.c_int32(self.n_features),
-                    _c_str("num_threads=1"),
+                    _c_str(_PARAMETERS),
                     ctypes.byref(config),
                 )
             )
         except Exception:  # an unexpected lightgbm build: the slow path still works
             return
-        self.config = config
-        self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        self._config = config
+        self._handle = booster._handle
+        self._single = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        self._matrix = _LIB.LGBM_BoosterPredictForMat
+        self._parameters = _c_str(_PARAMETERS)
         self._check = _safe_call
         weakref.finalize(self, _LIB.LGBM_FastConfigFree, config)
+        self.ready = True
 
-    def __call__(self, row: np.ndarray) -> np.ndarray:
-        """`row`: C-contiguous float32 of shape `[1, n_features]`; returns `[1]` float64."""
-        out = np.empty(1, dtype=np.float64)
-        length = ctypes.c_int64()
-        self._check(
-            self._call(
-                self.config,
-                ctypes.c_void_p(row.ctypes.data),
-                ctypes.byref(length),
-                ctypes.c_void_p(out.ctypes.data),
-            )
+    def accepts(self, design: np.ndarray) -> bool:
+        return (
+            self.ready
+            and design.ndim == 2
+            and design.shape[1] == self.n_features
+            and 0 < design.shape[0] <= _MAX_ROWS
+            and design.dtype == np.float32
+            and design.flags.c_contiguous
         )
+
+    def __call__(self, design: np.ndarray) -> np.ndarray:
+        """`design`: C-contiguous float32 `[N, n_features]` (see `accepts`); `[N]` float64."""
+        rows = design.shape[0]
+        out = np.empty(rows, dtype=np.float64)
+        length = ctypes.c_int64()
+        if rows == 1:
+            self._check(
+                self._single(
+                    self._config,
+                    ctypes.c_void_p(design.ctypes.data),
+                    ctypes.byref(length),
+                    ctypes.c_void_p(out.ctypes.data),
+                )
+            )
+        else:
+            self._check(
+                self._matrix(
+                    self._handle,
+                    ctypes.c_void_p(design.ctypes.data),
+                    ctypes.c_int(_DTYPE_FLOAT32),
+                    ctypes.c_int32(rows),
+                    ctypes.c_int32(self.n_features),
+                    ctypes.c_int(1),  # row-major
+                    ctypes.c_int(_PREDICT_NORMAL),
+                    ctypes.c_int(0),
+                    ctypes.c_int(self.num_iteration),
+                    self._parameters,
+                    ctypes.byref(length),
+                    ctypes.c_void_p(out.ctypes.data),
+                )
+            )
+        if length.value != rows:
+            raise ValueError(f"LightGBM returned {length.value} predictions for {rows} rows")
         return out
 
 
@@ -119,7 +159,7 @@ class AeGbmModel:
         self.inv_scale = (1.0 / scale).astype(np.float32)
         self.encoder = encoder
         self.booster = booster
-        self.single_row = SingleRowGbm(booster)
+        self.direct = DirectGbm(booster)
 
     @classmethod
     def load(cls, directory: str | Path) -> AeGbmModel:
@@ -142,17 +182,12 @@ class AeGbmModel:
         """The GBM's 42 inputs (scaled raw + latent), and the latent part alone."""
         scaled = self.scale(x)
         latent = self.encoder(scaled)
-        return np.hstack([scaled, latent]), latent
+        return np.concatenate((scaled, latent), axis=1), latent
 
     def gbm(self, design: np.ndarray) -> np.ndarray:
         """The GBM's output for the design matrix, `[N]` float64."""
-        if (
-            design.shape == (1, self.single_row.n_features)
-            and self.single_row.config is not None
-            and design.dtype == np.float32
-            and design.flags.c_contiguous
-        ):
-            return self.single_row(design)
+        if self.direct.accepts(design):
+            return self.direct(design)
         return np.asarray(self.booster.predict(design, num_threads=1), dtype=np.float64)
 
     def score(self, x: np.ndarray) -> np.ndarray:
