@@ -53,7 +53,8 @@ check: lint typecheck dashboards  ## what CI runs before the tests: lint, types,
 	$(BIN)/castml pipeline compile
 	git diff --exit-code -- pipelines/compiled charts/castml/dashboards
 
-bench: setup  ## benchmarks: ratios against a peer measured in the same run
+bench: setup  ## benchmarks: ratios against a peer measured in the same run (needs wrk)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench
 
 clean:
