@@ -78,12 +78,14 @@ def list_versions(project: ProjectArg = "diecast") -> None:
             f"no registered versions of '{project}' yet (run `castml pipeline run`)"
         )
     table = Table(title=f"registered model {project}")
-    for column in ("version", "aliases", "reason", "data hash"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("aliases", no_wrap=True, min_width=len("@challenger @champion"))
+    table.add_column("reason", no_wrap=True)
+    table.add_column("data", no_wrap=True)
     table.add_column("gate", overflow="fold")
     for row in rows:
         aliases = " ".join(f"@{a}" for a in row.aliases)
-        table.add_row(str(row.version), aliases, row.reason, row.data_hash, row.gate[:70])
+        table.add_row(str(row.version), aliases, row.reason, row.data_hash[:8], row.gate[:70])
     console.print(table)
 
 
