@@ -452,7 +452,7 @@ def test_rollout_rbac_is_least_privilege() -> None:
     assert tokens == [f"{RELEASE}-rollout"]
     deployment = one("minimal", "Deployment", f"{RELEASE}-rollout-diecast")
     c = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert c["command"] == ["castml", "rollout", "watch", "--project", "diecast"]
+    assert c["command"] == ["castml", "rollout", "run"]
     assert env_entry(c, "CASTML_WEBHOOK_SECRET")["valueFrom"]["secretKeyRef"]  # type: ignore[index]
 
 
