@@ -103,10 +103,15 @@ class VersionRow:
 
 def list_versions(mlflow_client: MlflowClient, project: str) -> list[VersionRow]:
     versions = mlflow_client.search_model_versions(f"name='{project}'")
+    # Search results carry no aliases (MLflow 3); the registered model has them all.
+    by_version: dict[str, list[str]] = {}
+    if versions:
+        for alias, version in mlflow_client.get_registered_model(project).aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
     rows = [
         VersionRow(
             version=int(v.version),
-            aliases=sorted(v.aliases or []),
+            aliases=sorted(by_version.get(str(v.version), [])),
             gate=v.tags.get(TAG_GATE, ""),
             reason=v.tags.get(TAG_RETRAIN_REASON, ""),
             data_hash=v.tags.get(TAG_DATA_HASH, ""),
