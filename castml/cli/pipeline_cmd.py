@@ -98,7 +98,11 @@ def compile() -> None:
 @app.command()
 def submit(
     host: Annotated[
-        str, typer.Option(help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.")
+        str,
+        typer.Option(
+            envvar="CASTML_KFP_HOST",
+            help="KFP API endpoint, e.g. http://ml-pipeline.kubeflow:8888.",
+        ),
     ],
     project: Project = "diecast",
     mlflow_uri: Annotated[
@@ -116,7 +120,7 @@ def submit(
 
 @app.command()
 def schedule(
-    host: Annotated[str, typer.Option(help="KFP API endpoint.")],
+    host: Annotated[str, typer.Option(envvar="CASTML_KFP_HOST", help="KFP API endpoint.")],
     cron: Annotated[
         str, typer.Option(help="6-field KFP cron; monthly: '0 0 2 1 * *'.")
     ] = "0 0 2 1 * *",
