@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 
 import castml
+from serving.asgi import new_request_id
 from serving.codec import NUMERIC, V2_DATATYPE, Tensor, features_matrix
 from serving.errors import BadRequestError, NotFoundError, ServingError
 from serving.predictor import Predictor, model_metadata
@@ -153,8 +154,14 @@ class GrpcPredictor:
         unknown = [n for n in wanted if n not in out]
         if unknown:
             raise BadRequestError(f"unknown output(s) {', '.join(unknown)}")
+        request_id = request.id
+        if self.p.payload_log is not None:
+            request_id = request_id or new_request_id()  # the log's ce-id: the response's id
+            self.p.payload_log.record(
+                request_id, None, x, served.project, served.version, out, wanted, None
+            )
         response = self.pb2.ModelInferResponse(
-            model_name=served.project, model_version=served.version, id=request.id
+            model_name=served.project, model_version=served.version, id=request_id
         )
         for name in wanted:
             array = np.ascontiguousarray(out[name])

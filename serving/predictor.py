@@ -7,7 +7,7 @@ names the version it used (`model_version` and the `x-model-version` header).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
 from serving.slot import MicroBatcher, ModelSlot
 from serving.store import ServedModel
+
+if TYPE_CHECKING:
+    from serving.payload_log import PayloadLog
 
 SERVER_NAME = "castml-predictor"
 VERSION_HEADER = b"x-model-version"
@@ -76,6 +79,7 @@ class Predictor:
         self.batcher = MicroBatcher(self.metrics, max_rows) if microbatch else None
         self.outputs = output_names(self.spec)
         self.feature_names = self.spec.feature_names  # a property that builds a list
+        self.payload_log: PayloadLog | None = None  # set when CASTML_LOGGER_URL is
 
     def _served(self, request: Request) -> ServedModel:
         name = request.params.get("model")
@@ -122,6 +126,17 @@ class Predictor:
             },
             headers=[(VERSION_HEADER, served.version.encode())],
         )
+        if self.payload_log is not None:
+            self.payload_log.record(
+                str(request_id),
+                request.body if binary is None else None,
+                x,
+                served.project,
+                served.version,
+                out,
+                wanted,
+                response.body,
+            )
         done = time.perf_counter()
         self.metrics.encode.observe(done - encoding)
         self.metrics.total.observe(done - started)

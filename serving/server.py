@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -36,6 +37,12 @@ def predictor_app(
     predictor = Predictor(
         slot, settings.model_version, settings.max_batch_rows, settings.microbatch
     )
+    if settings.logger_url:
+        from serving.payload_log import payload_log  # httpx only when logging is on
+
+        predictor.payload_log = payload_log(
+            settings, spec.name, predictor.outputs, predictor.metrics
+        )
     app = build_app(predictor, settings.max_body_bytes)
     grpc_server: list[Any] = []
 
@@ -50,6 +57,9 @@ def predictor_app(
     async def shutdown() -> None:
         for server in grpc_server:
             server.stop(grace=1.0)
+        if predictor.payload_log is not None:
+            # What the collector has not taken within the grace period counts as unsent.
+            await asyncio.to_thread(predictor.payload_log.close, 3.0)
 
     app.on_startup.append(startup)
     app.on_shutdown.append(shutdown)

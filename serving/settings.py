@@ -57,6 +57,28 @@ class ServingSettings(PlatformSettings):
         100, description="Most background rows the explainer uses (first rows of the sample)."
     )
     top_k: int = Field(10, description="Features listed in an explanation's `top_features`.")
+    logger_url: str | None = Field(
+        None,
+        description=(
+            "The collector's CloudEvents ingest URL (e.g. http://127.0.0.1:8090/). Set: the "
+            "predictor posts every successful infer's v2 request and response there, as "
+            "KServe's payload logger does in a cluster. Unset: nothing is logged (the cluster "
+            "default, where KServe's logger sidecar does it)."
+        ),
+    )
+    logger_token: str | None = Field(
+        None, description="Bearer token for the collector (its CASTML_COLLECTOR_TOKEN)."
+    )
+    logger_namespace: str = Field(
+        "default", description="The `namespace` extension the payload events carry."
+    )
+    logger_queue_size: int = Field(
+        10_000,
+        description=(
+            "Payload events held in memory while the collector is slow or down; past it, new "
+            "events are refused and counted in castml_logger_events_refused_total."
+        ),
+    )
 
     @property
     def version_cache(self) -> Path:
