@@ -159,13 +159,19 @@ def _named_row(values: Any, features: list[str], where: str) -> list[float]:
 
 
 def response_outputs(data: Any) -> tuple[list[float], list[int], str | None, str | None]:
-    """(probability, label, model_name, model_version) of a v2 response."""
+    """(score, label, model_name, model_version) of a v2 response.
+
+    The score is `probability` for classification and `prediction` for regression
+    projects; it lands in the `probability` column either way (the model's score,
+    compared with the reference sample's `score`).
+    """
     if not isinstance(data, dict) or not isinstance(data.get("outputs"), list):
         raise UnusablePayloadError("response has no v2 'outputs'")
     by_name = {t.get("name"): t for t in data["outputs"] if isinstance(t, dict)}
-    if "probability" not in by_name:
-        raise UnusablePayloadError("response lacks the 'probability' output")
-    probability = _floats(_tensor(by_name["probability"], "probability")[1], "probability")
+    score = next((n for n in ("probability", "prediction") if n in by_name), None)
+    if score is None:
+        raise UnusablePayloadError("response lacks a 'probability' or 'prediction' output")
+    probability = _floats(_tensor(by_name[score], score)[1], score)
     label: list[int] = []
     if "label" in by_name:
         label = [int(v) for v in _floats(_tensor(by_name["label"], "label")[1], "label")]
