@@ -123,6 +123,14 @@ def list_versions(mlflow_client: MlflowClient, project: str) -> list[VersionRow]
     return sorted(rows, key=lambda r: r.version)
 
 
+def promotion_candidate(mlflow_client: MlflowClient, project: str) -> VersionRow | None:
+    """What a model owner would promote next: a passed, non-champion version, @challenger first."""
+    rows = list_versions(mlflow_client, project)
+    champion = next((r.version for r in rows if CHAMPION in r.aliases), None)
+    passed = [r for r in rows if r.version != champion and r.gate.startswith("passed")]
+    return max(passed, key=lambda r: (CHALLENGER in r.aliases, r.version), default=None)
+
+
 def download_model_dir(project: str, version: int | str, dest: Path, tracking_uri: str) -> Path:
     """Download a registered version and return its AeGbmModel directory."""
     import mlflow.artifacts

@@ -90,16 +90,11 @@ def run_serving_demo(tracking_uri: str, project: str, home: Path) -> None:
 
         client = registry.client(tracking_uri)
         champion = registry.resolve_version(client, project, registry.CHAMPION).version
-        # Promote what a model owner would: a version that passed its gate, @challenger first.
-        candidates = sorted(
-            (r for r in registry.list_versions(client, project)
-             if str(r.version) != str(champion) and r.gate.startswith("passed")),
-            key=lambda r: (registry.CHALLENGER in r.aliases, r.version),
-        )  # fmt: skip
-        if not candidates:
+        candidate = registry.promotion_candidate(client, project)
+        if candidate is None:
             print("no other version passed its gate: no switch to show")
             return
-        target = str(candidates[-1].version)
+        target = str(candidate.version)
         counts, stop = _traffic(stack.transformer.url, project, record)
         time.sleep(1.0)
         print(f"moving @champion {champion} -> {target} under traffic")

@@ -58,13 +58,7 @@ def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:
     from castml import registry
 
     client = registry.client(uri)
-    reigning = registry.alias_version(client, project, registry.CHAMPION)
-    champion = reigning.version if reigning else None
-    passing = [
-        row for row in registry.list_versions(client, project)
-        if row.gate.startswith("passed") and str(row.version) != champion
-    ]  # fmt: skip
-    if not passing:
+    if registry.promotion_candidate(client, project) is None:
         console.rule("[bold]2a. a second version to roll out[/] (quick retrain, fast profile)")
         run_with_progress(settings, project, reason="manual", profile="fast")
     console.rule("[bold]2. serve[/] (predictor, transformer, explainer on 127.0.0.1)")
