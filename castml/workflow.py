@@ -84,7 +84,7 @@ def train_step(
 
     spec = load_spec(project)
     params = resolve_params(spec, profile, overrides_json)
-    result = train(
+    return train(
         spec,
         pd.read_parquet(train_path),
         pd.read_parquet(validation_path),
@@ -93,7 +93,6 @@ def train_step(
         params,
         on_epoch,
     )
-    return result.history
 
 
 def evaluate_step(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,6 @@ from castml.spec import ProjectSpec
 
 # (epoch, epochs, loss) -> None; the CLI turns it into a progress bar
 EpochCallback = Callable[[int, int, float], None]
-
-
-@dataclass
-class TrainResult:
-    model_dir: Path
-    baseline_dir: Path
-    history: list[float]
 
 
 def features_and_target(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +124,7 @@ def train(
     baseline_dir: Path,
     params: dict[str, dict[str, Any]],
     on_epoch: EpochCallback | None = None,
-) -> TrainResult:
+) -> list[float]:
     """Train the served model into `model_dir` and the ablation baseline into `baseline_dir`."""
     seed = spec.model.seed
     x_train, y_train = features_and_target(train_frame, spec)
@@ -174,7 +166,7 @@ def train(
     baseline.save_model(str(baseline_dir / "gbm.txt"))
     threshold = _threshold(spec, y_val, np.asarray(baseline.predict(scaled_val)))
     (baseline_dir / "baseline.json").write_text(json.dumps({"threshold": threshold}))
-    return TrainResult(model_dir=model_dir, baseline_dir=baseline_dir, history=history)
+    return history  # the AutoEncoder loss per epoch
 
 
 class BaselineModel:
