@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 
 from serving.settings import serving_settings
 
@@ -51,10 +52,16 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.role == "predictor":
         if args.workers > 1:
+            from serving.pin import PIN_DIR_ENV, WORKERS_ENV
+
             os.environ["CASTML_PROJECT"] = settings.project
             os.environ["CASTML_GRPC_PORT"] = str(args.grpc_port)
+            os.environ[WORKERS_ENV] = str(args.workers)
             factory = "serving.lean_imports:predictor_from_env"
-            serve(factory, settings.host, args.http_port, args.workers)
+            # The workers' shared pin (serving/pin.py) lives as long as this server.
+            with tempfile.TemporaryDirectory(prefix="castml-pin-") as pin_dir:
+                os.environ[PIN_DIR_ENV] = pin_dir
+                serve(factory, settings.host, args.http_port, args.workers)
             return
         from serving.server import predictor_app
 

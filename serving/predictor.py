@@ -28,6 +28,7 @@ from serving.store import ServedModel
 
 if TYPE_CHECKING:
     from serving.payload_log import PayloadLog
+    from serving.pin import SharedPin
 
 SERVER_NAME = "castml-predictor"
 VERSION_HEADER = b"x-model-version"
@@ -80,6 +81,8 @@ class Predictor:
         self.outputs = output_names(self.spec)
         self.feature_names = self.spec.feature_names  # a property that builds a list
         self.payload_log: PayloadLog | None = None  # set when CASTML_LOGGER_URL is
+        self.pin: SharedPin | None = None  # set in a worker of `--workers > 1`
+        self.rollout_timeout_s = 60.0  # how long a load call waits for the other workers
 
     def _served(self, request: Request) -> ServedModel:
         name = request.params.get("model")
@@ -207,16 +210,20 @@ class Predictor:
                     raise BadRequestError("'version' must be a version number or an alias name")
                 ref = str(raw)
         result = await self.slot.load(ref)
-        return json_response(
-            {
-                "name": name,
-                "version": result.version,
-                "previous_version": result.previous,
-                "switched": result.switched,
-                "load_ms": result.load_ms,
-            },
-            headers=[(VERSION_HEADER, result.version.encode())],
-        )
+        answer: dict[str, Any] = {
+            "name": name,
+            "version": result.version,
+            "previous_version": result.previous,
+            "switched": result.switched,
+            "load_ms": result.load_ms,
+        }
+        if self.pin is not None:
+            # This worker has loaded and smoke-tested the version; now the others follow.
+            self.pin.pin(result.version)
+            self.pin.report(result.version)
+            rollout = await self.pin.wait(result.version, self.rollout_timeout_s)
+            answer["workers"] = {"serving": rollout.serving, "of": rollout.workers}
+        return json_response(answer, headers=[(VERSION_HEADER, result.version.encode())])
 
     async def metrics_endpoint(self, request: Request) -> Response:
         body, content_type = self.metrics.render()

@@ -53,6 +53,7 @@ def start_server(
     predictor: ServerProcess | None = None,
     timeout_s: float = 90.0,
     cwd: Path | None = None,
+    workers: int = 1,
 ) -> ServerProcess:
     """`python -m serving <role>` on free loopback ports; returns once it answers."""
     port = free_port()
@@ -69,6 +70,8 @@ def start_server(
     ]
     if grpc_port:
         args += ["--grpc_port", str(grpc_port)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     if predictor:
         args += ["--predictor_host", f"127.0.0.1:{predictor.port}"]
     log_dir.mkdir(parents=True, exist_ok=True)

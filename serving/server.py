@@ -12,6 +12,7 @@ import uvicorn
 from castml.spec import load_spec
 from serving.asgi import App
 from serving.metrics import ServerMetrics
+from serving.pin import SharedPin
 from serving.predictor import Predictor, build_app
 from serving.settings import ServingSettings, serving_settings
 from serving.slot import ModelSlot
@@ -43,18 +44,28 @@ def predictor_app(
         predictor.payload_log = payload_log(
             settings, spec.name, predictor.outputs, predictor.metrics
         )
+    predictor.pin = SharedPin.from_env()
     app = build_app(predictor, settings.max_body_bytes)
     grpc_server: list[Any] = []
+    background: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
-        result = slot.load_blocking(settings.model_version)
+        pin = predictor.pin
+        # A worker that joins later (or replaces a dead one) serves what the others serve.
+        ref = (pin.read() if pin else None) or settings.model_version
+        result = slot.load_blocking(ref)
         log.warning("predictor: serving %s version %s", spec.name, result.version)
+        if pin is not None:
+            pin.report(result.version)
+            background.append(asyncio.create_task(pin.follow(slot)))
         if grpc_port:
             from serving.grpc_server import start_grpc
 
             grpc_server.append(start_grpc(predictor, settings.host, grpc_port))
 
     async def shutdown() -> None:
+        for task in background:
+            task.cancel()
         for server in grpc_server:
             server.stop(grace=1.0)
         if predictor.payload_log is not None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
 from castml.spec import ProjectSpec
+from serving.processes import start_server
 from serving.store import smoke_rows
 from tests.integration.serving.conftest import Server
 from tests.unit.serving.support import BROKEN_VERSION, WRONG_FEATURES_VERSION
@@ -98,3 +100,27 @@ def test_bad_version_is_refused_and_the_old_keeps_serving(
 def test_same_version_is_a_no_op(own_predictor: Server) -> None:
     response = load(own_predictor, "1")
     assert response.status_code == 200 and response.json()["switched"] is False
+
+
+def test_a_load_reaches_every_worker_process(
+    store_env: dict[str, str], spec: ProjectSpec, tmp_path: Path
+) -> None:
+    """With `--workers 2` the load call lands in one process; both must switch."""
+    server = start_server("predictor", store_env, tmp_path, workers=2)
+    body = infer_body(spec)
+    try:
+        switched = load(server, "2")
+        assert switched.status_code == 200, switched.text
+        # Each worker reports the version it serves after its own load; this is the check
+        # that fails without the shared pin (the kernel tends to hand every new connection
+        # to the same worker, so the traffic below alone would not tell).
+        assert switched.json()["workers"] == {"serving": 2, "of": 2}
+        served: Counter[str] = Counter()
+        for _ in range(40):  # a fresh connection each time, so both workers are asked
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                response = client.post("/v2/models/diecast/infer", json=body)
+            assert response.status_code == 200, response.text
+            served[response.json()["model_version"]] += 1
+        assert served == {"2": 40}
+    finally:
+        server.stop()
