@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards compile bench clean kind-up images kind-deploy e2e
+.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards compile bench anchors-venv clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,8 +57,11 @@ bench: setup  ## benchmarks: ratios against a peer measured in the same run (nee
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench
 
+anchors-venv:  ## .venv-alibi: the explainer with method "anchors" (alibi: BSL, numpy<2)
+	bash scripts/alibi_venv.sh
+
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-alibi .tools .mypy_cache .ruff_cache .pytest_cache
 
 # --- the cluster path: needs Docker + kind; cannot run on the CI machines (see README) ---
 kind-up:  ## kind cluster with KServe (Standard mode) and KFP standalone
