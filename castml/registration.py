@@ -110,7 +110,10 @@ def register(
     pipeline_run_id: str,
     reason: str,
     params: dict[str, dict[str, Any]],
+    data_tags: dict[str, str] | None = None,
 ) -> Registered:
+    """`data_tags` (`castml.data.*`, from the validate step) say where the training data came
+    from; they go on the run and the version next to the contract's `castml.*` tags."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -125,6 +128,7 @@ def register(
         registry.TAG_GATE: gate_tag,
         registry.TAG_RETRAIN_REASON: reason,
     }
+    version_tags = {**(data_tags or {}), **version_tags}  # never overrides the contract's
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(registry.experiment_name(spec.name))
     version: str | None = None

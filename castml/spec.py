@@ -130,6 +130,19 @@ class Retrain(_Strict):
     schedule: str = "0 0 2 1 * *"
     cooldown_hours: float = 24
     monthly_budget: int = 4
+    logged_window_days: int = Field(
+        30,
+        gt=0,
+        description="Days of logged traffic (ending now) whose labelled rows a drift, "
+        "performance or schedule retrain trains on, next to the spec's source.",
+    )
+    min_logged_rows: int = Field(
+        200,
+        ge=1,
+        description="Labelled, valid logged rows that count as enough to train on logged "
+        "traffic. Fewer: the retrain trains on the spec's source alone, and the decision's "
+        "evidence says why.",
+    )
 
 
 class ProjectSpec(_Strict):

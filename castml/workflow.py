@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,16 +33,41 @@ def resolve_params(
     return spec.model.resolved(profile or None, overrides)
 
 
-def validate_step(project: str, data_path: str, out_path: Path) -> str:
-    """Load and validate the data set; write it as Parquet; return its content hash."""
+@dataclass(frozen=True)
+class Validated:
+    data_hash: str
+    data_tags: dict[str, str]  # castml.data.*: where the data came from (castml.data.provenance)
+
+
+def validate_step(
+    project: str, data_path: str, out_path: Path, tracking_uri: str = ""
+) -> Validated:
+    """Load and validate the data set; write it as Parquet; return its hash and lineage tags.
+
+    `data_path` is "" (the spec's source), a local CSV/Parquet file, or a remote URI
+    (`runs:/...`, `mlflow-artifacts:/...`: a retrain's training set in MLflow's artifact
+    store, which every pipeline pod can read) downloaded through `tracking_uri` first.
+    """
     from castml.data.loaders import data_hash, load_dataset
+    from castml.data.provenance import data_tags, is_remote
     from castml.data.validation import validated
 
     spec = load_spec(project)
-    frame = validated(load_dataset(spec, data_path or None), spec)
+    with tempfile.TemporaryDirectory(prefix="castml-data-") as tmp:
+        local = Path(data_path) if data_path else None
+        if data_path and is_remote(data_path):
+            import mlflow.artifacts
+
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=data_path, dst_path=tmp, tracking_uri=tracking_uri or None
+                )
+            )
+        frame = validated(load_dataset(spec, local), spec)
+        tags = data_tags(spec, data_path, local)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out_path, index=False)
-    return data_hash(frame)
+    return Validated(data_hash(frame), tags)
 
 
 def split_step(
@@ -139,6 +165,7 @@ def register_step(
     tracking_uri: str,
     profile: str = "",
     overrides_json: str = "",
+    data_tags_json: str = "",
 ) -> Registered:
     from castml.evaluation import Evaluation
     from castml.registration import register
@@ -155,6 +182,7 @@ def register_step(
         pipeline_run_id,
         reason,
         resolve_params(spec, profile, overrides_json),
+        json.loads(data_tags_json) if data_tags_json else None,
     )
 
 
@@ -185,7 +213,7 @@ def run_direct(
             "report.html",
         )
     }
-    digest = validate_step(project, data_path, paths["data.parquet"])
+    data = validate_step(project, data_path, paths["data.parquet"], tracking_uri)
     split_step(
         project,
         paths["data.parquet"],
@@ -209,7 +237,7 @@ def run_direct(
         paths["baseline"],
         paths["test.parquet"],
         tracking_uri,
-        digest,
+        data.data_hash,
         paths["evaluation.json"],
         paths["report.html"],
     )
@@ -219,10 +247,11 @@ def run_direct(
         paths["train.parquet"],
         paths["evaluation.json"],
         paths["report.html"],
-        digest,
+        data.data_hash,
         run_id,
         reason,
         tracking_uri,
         profile,
         overrides_json,
+        json.dumps(data.data_tags),
     )

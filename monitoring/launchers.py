@@ -1,8 +1,10 @@
 """Launchers that run a blocking pipeline call in the background (the kfp.local case).
 
 `run` is injected by the CLI (it wraps `pipelines.runner.run_local`, which monitoring
-must not import) and returns the registered version. When it ends, the policy hears
-of it (lifting dedupe) and the new version is tagged with the decision's evidence.
+must not import); it gets (project, reason, data_path) and returns the registered
+version. `data_path` is the policy's choice of training data ("" = the spec's source).
+When it ends, the policy hears of it (lifting dedupe) and the new version is tagged
+with the decision's evidence.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ TAG_LOCAL_RUN = "castml.retrain_run_id"
 class BackgroundLauncher:
     def __init__(
         self,
-        run: Callable[[str, str], int | str],
+        run: Callable[[str, str, str], int | str],
         tag_version: Callable[[str, str, dict[str, str]], None] | None = None,
     ) -> None:
         self.run = run
@@ -36,11 +38,13 @@ class BackgroundLauncher:
     def attach(self, policy: RetrainPolicy) -> None:
         self.policy = policy
 
-    def launch(self, project: str, reason: str, evidence_uri: str | None) -> str:
+    def launch(
+        self, project: str, reason: str, evidence_uri: str | None, data_path: str = ""
+    ) -> str:
         run_id = f"local-{uuid.uuid4().hex[:12]}"
         thread = threading.Thread(
             target=self._work,
-            args=(project, reason, evidence_uri, run_id),
+            args=(project, reason, evidence_uri, data_path, run_id),
             name=run_id,
             daemon=False,
         )
@@ -48,9 +52,11 @@ class BackgroundLauncher:
         thread.start()
         return run_id
 
-    def _work(self, project: str, reason: str, evidence_uri: str | None, run_id: str) -> None:
+    def _work(
+        self, project: str, reason: str, evidence_uri: str | None, data_path: str, run_id: str
+    ) -> None:
         try:
-            version = self.run(project, reason)
+            version = self.run(project, reason, data_path)
             detail = f"succeeded: registered {project} version {version}"
             if self.tag_version is not None:
                 tags = {TAG_LOCAL_RUN: run_id, TAG_EVIDENCE: evidence_uri or ""}
@@ -70,16 +76,20 @@ class LocalPipelineLauncher(BackgroundLauncher):
 
     A process boundary rather than an import, because monitoring never imports
     pipelines (DESIGN.md §3); the child registers the version with
-    `castml.retrain_reason` set, so the gate produces the new @challenger.
+    `castml.retrain_reason` set, so the gate produces the new @challenger. With a
+    `data_path` from the policy (a retrain on logged traffic) the child runs with
+    `--data`, and the version's `castml.data.*` tags name the logged partitions.
     """
 
     def __init__(self, tracking_uri: str, pipeline_root: Path, profile: str = "") -> None:
         super().__init__(self._run_child)
         self.tracking_uri, self.pipeline_root, self.profile = tracking_uri, pipeline_root, profile
 
-    def _run_child(self, project: str, reason: str) -> int | str:
+    def _run_child(self, project: str, reason: str, data_path: str) -> int | str:
         command = [sys.executable, "-m", "castml.cli.main", "pipeline", "run"]
         command += ["--project", project, "--reason", reason]
+        if data_path:
+            command += ["--data", data_path]
         if self.profile:
             command += ["--profile", self.profile]
         env = {

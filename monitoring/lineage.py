@@ -1,7 +1,9 @@
-"""One model version's lineage: data hash -> pipeline run -> version -> serving -> logs -> drift.
+"""One model version's lineage: data -> pipeline run -> version -> serving -> logs -> drift.
 
 Every link is read from where its owner wrote it: the registry's version tags
-(`castml.*` by the pipeline, `deployed.*` by the rollout reconciler), the collector's
+(`castml.*` by the pipeline, among them `castml.data.*`, where the training data came
+from, down to the log partitions of a retrain on logged traffic; `deployed.*` by the
+rollout reconciler), the collector's
 Parquet partitions, and the drift job's runs in `castml/<project>/monitoring`.
 Nothing here keeps its own record, so the chain cannot disagree with the sources.
 """
@@ -16,9 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from castml import registry
+from castml.data.provenance import TAG_PREFIX as DATA_TAG_PREFIX
 from castml.errors import CastmlError
 from monitoring.drift_job import TAG_DATASET_DRIFT, TAG_MODEL_VERSION, TAG_STATUS
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
+from monitoring.window import PREDICTOR
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -73,6 +77,9 @@ class Lineage:
     retrain_reason: str
     gate: str
     deployed: dict[str, str]
+    # castml.data.* without the prefix: source, uri, and for a retrain on logged traffic
+    # logged_rows, spec_rows, window, partitions ("<project>/<version>/date=...:rows ..."), dropped
+    training_data: dict[str, str] = field(default_factory=dict)
     partitions: list[Partition] = field(default_factory=list)
     drift_reports: list[DriftReport] = field(default_factory=list)
     request: RequestHit | None = None
@@ -110,8 +117,12 @@ def _labels(logs_root: Path, project: str, request_id: str) -> list[float]:
 
 
 def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
-    """Scan the partitions newest day first; a request id lives in one file."""
-    columns = ["request_id", "probability", "model_version"]
+    """Scan the partitions newest day first; a request id lives in one file.
+
+    Where the transformer logs too, the same id has its rows as well: the predictor's
+    (or, unnamed, the chart's logger's) are the ones reported, if there are any.
+    """
+    columns = ["request_id", "probability", "model_version", "component"]
     for group in _served_groups(logs_root, project):
         for file in sorted(group.glob("date=*/*.parquet"), reverse=True):
             if file.name.startswith("."):
@@ -120,6 +131,11 @@ def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
             hit = table.filter(pc.equal(table["request_id"], request_id))
             if hit.num_rows == 0:
                 continue
+            component = hit["component"]
+            predictor = hit.filter(
+                pc.or_kleene(pc.is_null(component), pc.equal(component, PREDICTOR))
+            )
+            hit = predictor if predictor.num_rows else hit
             versions = [str(v) for v in hit["model_version"].to_pylist() if v]
             return RequestHit(
                 request_id=request_id,
@@ -193,6 +209,11 @@ def lineage(
             k.removeprefix(DEPLOYED_PREFIX): v
             for k, v in sorted(tags.items())
             if k.startswith(DEPLOYED_PREFIX)
+        },
+        training_data={
+            k.removeprefix(DATA_TAG_PREFIX): v
+            for k, v in sorted(tags.items())
+            if k.startswith(DATA_TAG_PREFIX)
         },
         partitions=partitions(logs_root, project, number),
         drift_reports=drift_reports(client, project, number),

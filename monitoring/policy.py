@@ -5,6 +5,11 @@ on enough rows; one run in flight per project (dedupe); a cooldown after the las
 start (a person asking with `manual` passes it); a monthly budget of starts.
 Decisions are JSON lines under `<home>/retrain/decisions.jsonl`, the policy's only
 state, so a restarted policy keeps its cooldown, dedupe and budget.
+
+Once the guards pass, the policy's training-data step (when it has one) picks the
+data the run trains on, e.g. the labelled logged traffic (`monitoring.training_set`);
+what it picked, or why it fell back to the spec's source, is part of the decision's
+evidence, and its location goes to the launcher as `data_path`.
 """
 
 from __future__ import annotations
@@ -28,10 +33,30 @@ REASONS = ("drift", "performance", "schedule", "manual")
 
 
 class PipelineLauncher(Protocol):
-    """Starts one training pipeline run; the CLI injects kfp.local or a KFP cluster."""
+    """Starts one training pipeline run; the CLI injects kfp.local or a KFP cluster.
 
-    def launch(self, project: str, reason: str, evidence_uri: str | None) -> str:  # run id
+    `data_path` is what the pipeline's `data_path` parameter gets: "" for the spec's
+    source, else a location the pipeline can read (a `runs:/` URI in MLflow).
+    """
+
+    def launch(
+        self, project: str, reason: str, evidence_uri: str | None, data_path: str = ""
+    ) -> str:  # run id
         ...
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The data a started run trains on: its location ("" = the spec's source) and why."""
+
+    data_path: str
+    evidence: dict[str, Any]
+
+
+class TrainingData(Protocol):
+    """Picks (and, if it builds one, stores) the training data for one started run."""
+
+    def prepare(self, project: str, reason: str) -> PreparedData: ...
 
 
 class BadRetrainRequestError(CastmlError):
@@ -82,9 +107,11 @@ class RetrainPolicy:
         decisions_dir: Path,
         max_run_hours: float = 6.0,
         clock: Callable[[], float] = time.time,
+        training_data: TrainingData | None = None,
     ) -> None:
         self.spec_of = spec_of
         self.launcher = launcher
+        self.training_data = training_data
         self.path = decisions_dir / "decisions.jsonl"
         self.max_run_s = max_run_hours * 3600
         self.clock = clock
@@ -151,12 +178,17 @@ class RetrainPolicy:
             requested_at = request.requested_at or _now_iso(self.clock)
             why = self._why_not(request, spec)
             run_id: str | None = None
+            evidence = dict(request.evidence)
             if why is not None:
                 outcome, detail = "skipped", why
             else:
                 try:
+                    data_path = ""
+                    if self.training_data is not None:
+                        prepared = self.training_data.prepare(request.project, request.reason)
+                        data_path, evidence["training_data"] = prepared.data_path, prepared.evidence
                     run_id = self.launcher.launch(
-                        request.project, request.reason, request.evidence_uri
+                        request.project, request.reason, request.evidence_uri, data_path
                     )
                     outcome, detail = "started", f"pipeline run {run_id}"
                 except Exception as exc:
@@ -171,7 +203,7 @@ class RetrainPolicy:
                 requested_at=requested_at,
                 decided_at=_now_iso(self.clock),
                 evidence_uri=request.evidence_uri,
-                evidence=request.evidence,
+                evidence=evidence,
                 requested_by=request.requested_by,
             )
             self._append(decision)

@@ -23,15 +23,28 @@ def _component(func: Callable[..., Any]) -> Any:
 
 
 @_component
-def validate(project: str, data_path: str, dataset: Output[Dataset]) -> str:
-    """Validate the raw data against the spec; the output is the validated table and its hash."""
+def validate(
+    project: str,
+    data_path: str,
+    mlflow_uri: str,
+    dataset: Output[Dataset],
+) -> NamedTuple("Validated", [("data_hash", str), ("data_tags", str)]):  # type: ignore[valid-type]
+    """Validate the raw data against the spec: the validated table, its hash and its lineage.
+
+    `data_path` empty: the spec's source; a file or a `runs:/` URI (read through MLflow):
+    e.g. a retrain's training set built from logged traffic. `data_tags` (JSON) say which.
+    """
+    import json
+    from collections import namedtuple
     from pathlib import Path
 
     from castml.workflow import validate_step
 
-    digest = validate_step(project, data_path, Path(dataset.path))
-    dataset.metadata["data_hash"] = digest
-    return digest
+    result = validate_step(project, data_path, Path(dataset.path), mlflow_uri)
+    dataset.metadata["data_hash"] = result.data_hash
+    dataset.metadata.update(result.data_tags)
+    Validated = namedtuple("Validated", ["data_hash", "data_tags"])  # KFP reads NamedTuple outputs
+    return Validated(result.data_hash, json.dumps(result.data_tags, sort_keys=True))
 
 
 @_component
@@ -133,6 +146,7 @@ def register(
     project: str,
     mlflow_uri: str,
     data_hash: str,
+    data_tags: str,
     retrain_reason: str,
     pipeline_run_id: str,
     profile: str,
@@ -159,6 +173,7 @@ def register(
         mlflow_uri,
         profile,
         params_override,
+        data_tags,
     )
     aliases = ", ".join(f"@{a}" for a in registered.aliases) or "no alias"
     print(

@@ -150,9 +150,18 @@ def _client(host: str) -> Any:
 
 
 def submit(
-    host: str, project: str, mlflow_uri: str, reason: str = "manual", profile: str = ""
+    host: str,
+    project: str,
+    mlflow_uri: str,
+    reason: str = "manual",
+    profile: str = "",
+    data_path: str = "",
 ) -> str:
-    """Start one run on a KFP cluster from the compiled package; returns the run id."""
+    """Start one run on a KFP cluster from the compiled package; returns the run id.
+
+    `data_path` must be readable from the pipeline's pods: a `runs:/` URI in MLflow's
+    artifact store (what a retrain on logged traffic passes), or a path in the image.
+    """
     client = _client(host)
     package = compile_all()[0]
     run = client.create_run_from_pipeline_package(
@@ -162,6 +171,7 @@ def submit(
             "mlflow_uri": mlflow_uri,
             "retrain_reason": reason,
             "profile": profile,
+            "data_path": data_path,
         },
         experiment_name=f"castml-{project}",
         run_name=f"{project}-{reason}",

@@ -23,7 +23,7 @@ def training_pipeline(
     params_override: str = "",
     data_path: str = "",
 ) -> int:
-    validated = components.validate(project=project, data_path=data_path)
+    validated = components.validate(project=project, data_path=data_path, mlflow_uri=mlflow_uri)
     parts = components.split(project=project, dataset=validated.outputs["dataset"])
     trained = components.train(
         project=project,
@@ -35,7 +35,7 @@ def training_pipeline(
     evaluated = components.evaluate(
         project=project,
         mlflow_uri=mlflow_uri,
-        data_hash=validated.outputs["Output"],
+        data_hash=validated.outputs["data_hash"],
         model=trained.outputs["model"],
         baseline=trained.outputs["baseline"],
         test=parts.outputs["test"],
@@ -43,7 +43,8 @@ def training_pipeline(
     registered = components.register(
         project=project,
         mlflow_uri=mlflow_uri,
-        data_hash=validated.outputs["Output"],
+        data_hash=validated.outputs["data_hash"],
+        data_tags=validated.outputs["data_tags"],
         retrain_reason=retrain_reason,
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         profile=profile,

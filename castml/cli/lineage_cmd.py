@@ -23,11 +23,34 @@ class LineageUsageError(CastmlError):
     """--version and --request-id name the version two ways."""
 
 
+def render_training_data(node: Tree, data: dict[str, str]) -> None:
+    """Where the training data came from (castml.data.* tags); logged partitions listed."""
+    source = data.get("source")
+    if not source:
+        node.add("[dim]no castml.data.* tags: trained before data lineage was recorded[/]")
+        return
+    if "logged_rows" not in data:
+        node.add(f"training data  {source}  {data.get('uri', '')}".rstrip())
+        return
+    logged = node.add(
+        f"training data  spec source {data.get('spec_rows', '?')} rows + "
+        f"[bold]{data['logged_rows']} labelled logged rows[/] ({data.get('window', '')})"
+    )
+    for entry in data.get("partitions", "").split():
+        part, _, rows = entry.rpartition(":")
+        logged.add(f"logs/{part}  {rows} rows")
+    if data.get("dropped"):
+        logged.add(f"left out: {data['dropped']}")
+    if data.get("uri"):
+        logged.add(f"file {data['uri']}")
+
+
 def render(chain: Lineage, tracking_uri: str) -> Tree:
     """data hash -> pipeline run -> version -> served by -> log partitions -> drift reports."""
     aliases = " ".join(f"@{a}" for a in chain.aliases)
     root = Tree(f"[bold]{chain.project}[/] version [bold]{chain.version}[/] {aliases}")
-    root.add(f"data hash      {chain.data_hash or '[dim]unknown[/]'}")
+    data = root.add(f"data hash      {chain.data_hash or '[dim]unknown[/]'}")
+    render_training_data(data, chain.training_data)
     run = root.add(f"pipeline run   {chain.pipeline_run_id or '[dim]unknown[/]'}")
     run.add(f"MLflow run {chain.training_run_id}  ({tracking_uri}/#/runs/{chain.training_run_id})")
     run.add(f"reason {chain.retrain_reason or '-'}, gate {chain.gate or '-'}")

@@ -60,7 +60,13 @@ def run(
     reason: Annotated[
         str, typer.Option(help="castml.retrain_reason tag.", callback=_check_reason)
     ] = "manual",
-    data: Annotated[str, typer.Option(help="CSV/Parquet file instead of the spec's source.")] = "",
+    data: Annotated[
+        str,
+        typer.Option(
+            help="CSV/Parquet file (or a runs:/ URI in MLflow) instead of the spec's source; "
+            "its lineage is recorded as castml.data.* tags."
+        ),
+    ] = "",
     params: Annotated[
         str, typer.Option(help='JSON overrides, e.g. \'{"gbm": {"n_estimators": 50}}\'.')
     ] = "",
@@ -109,12 +115,16 @@ def submit(
         str, typer.Option(help="MLflow URI as seen from inside the cluster.")
     ] = "",
     reason: Annotated[str, typer.Option(callback=_check_reason)] = "manual",
+    data: Annotated[
+        str,
+        typer.Option(help="Data the pipeline pods can read (a runs:/ URI); default: the spec's."),
+    ] = "",
 ) -> None:
     """Start one run on a KFP cluster."""
     from pipelines.runner import submit as submit_run
 
     settings = PipelineSettings()
-    run_id = submit_run(host, project, mlflow_uri or settings.tracking_uri, reason)
+    run_id = submit_run(host, project, mlflow_uri or settings.tracking_uri, reason, data_path=data)
     console.print(f"submitted run {run_id} to {host}")
 
 

@@ -21,19 +21,28 @@ class KfpClusterLauncher:
     def __init__(self, host: str, mlflow_uri: str) -> None:
         self.host, self.mlflow_uri = host, mlflow_uri
 
-    def launch(self, project: str, reason: str, evidence_uri: str | None) -> str:
+    def launch(
+        self, project: str, reason: str, evidence_uri: str | None, data_path: str = ""
+    ) -> str:
         from pipelines.runner import submit
 
-        return submit(self.host, project, self.mlflow_uri, reason=reason)
+        # data_path is a runs:/ URI (monitoring.training_set stores the set in MLflow),
+        # which the pipeline's pods read through the MLflow server like everything else.
+        return submit(self.host, project, self.mlflow_uri, reason=reason, data_path=data_path)
 
 
 def build_policy(wait: bool = False) -> tuple[Any, Any]:
-    """(policy, launcher) from RetrainSettings; kfp.local runs go to a background thread."""
+    """(policy, launcher) from RetrainSettings; kfp.local runs go to a background thread.
+
+    Drift, performance and schedule retrains train on the spec's source plus the labelled
+    traffic under `<home>/logs` (monitoring.training_set), when there is enough of it.
+    """
     from castml import registry
     from castml.spec import load_spec
     from monitoring.launchers import BackgroundLauncher
     from monitoring.policy import RetrainPolicy
     from monitoring.settings import RetrainSettings, from_env
+    from monitoring.training_set import LoggedTrainingData
 
     settings = from_env(RetrainSettings)
     uri = settings.tracking_uri
@@ -44,11 +53,13 @@ def build_policy(wait: bool = False) -> tuple[Any, Any]:
 
         root = from_env(PipelineSettings).local_pipeline_root
 
-        def run_local(project: str, reason: str) -> int:
+        def run_local(project: str, reason: str, data_path: str) -> int:
             from pipelines.runner import run_local as kfp_local
 
             profile = from_env(PipelineSettings).profile or ""
-            return kfp_local(project, uri, root, reason=reason, profile=profile).version
+            return kfp_local(
+                project, uri, root, reason=reason, profile=profile, data_path=data_path
+            ).version
 
         def tag(project: str, version: str, tags: dict[str, str]) -> None:
             client = registry.client(uri)
@@ -57,7 +68,11 @@ def build_policy(wait: bool = False) -> tuple[Any, Any]:
 
         launcher = BackgroundLauncher(run_local, tag)
     policy = RetrainPolicy(
-        load_spec, launcher, settings.decisions_dir, settings.retrain_max_run_hours
+        load_spec,
+        launcher,
+        settings.decisions_dir,
+        settings.retrain_max_run_hours,
+        training_data=LoggedTrainingData(settings.logs_dir, uri),
     )
     if isinstance(launcher, BackgroundLauncher):
         launcher.attach(policy)
@@ -84,10 +99,13 @@ def request(
     """Ask the policy for one training run; prints started (run id) / skipped (why) / failed."""
     from monitoring.launchers import BackgroundLauncher
     from monitoring.policy import RetrainRequest
+    from monitoring.training_set import describe
 
     policy, launcher = build_policy()
     decision = policy.decide(RetrainRequest(project, reason, evidence_uri))
     _show(decision.to_dict())
+    if decision.outcome == "started":
+        console.print(describe(decision.evidence.get("training_data")))
     if wait and isinstance(launcher, BackgroundLauncher) and decision.outcome == "started":
         launcher.wait()
         _show(policy.history(project)[-1])

@@ -18,7 +18,9 @@ class RecordingLauncher:
         self.calls: list[tuple[str, str, str | None]] = []
         self.fail = fail
 
-    def launch(self, project: str, reason: str, evidence_uri: str | None) -> str:
+    def launch(
+        self, project: str, reason: str, evidence_uri: str | None, data_path: str = ""
+    ) -> str:
         if self.fail:
             raise RuntimeError("KFP API unreachable")
         self.calls.append((project, reason, evidence_uri))
