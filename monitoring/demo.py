@@ -1,24 +1,29 @@
 """The monitoring half of `castml demo`: traffic -> collector -> drift job -> retrain policy.
 
-Normal shots, then shots from the generator's `sensor_degradation` scenario, are
-scored by the version behind @champion and sent to a real collector process as the
-KServe logger's CloudEvents (through `castml.events`, as the embedded serving side
-does). Delayed labels follow on `/v1/feedback`. The drift job then compares the
-window with the champion's reference, and the policy, with the launcher the CLI
-passes in, decides the retrain; a started run registers a new @challenger whose
-`castml.retrain_reason` is `drift`.
+A real collector starts first; then a predictor and a transformer (the caller's
+`serve`: monitoring never imports serving) with their payload logger pointed at it,
+as KServe's logger sidecar is in a cluster. Normal shots, then shots from the
+generator's `sensor_degradation` scenario, go to the transformer's public endpoint,
+one shot per request; both servers log each one. Once the collector has written every
+row, the delayed labels follow on `/v1/feedback`, keyed by the `request_id`s the
+transformer answered (the ids the predictor logged under). The drift job then compares
+the predictor's rows in the window with the champion's reference, and the policy,
+with the launcher the CLI passes in, decides the retrain; a started run registers a
+new @challenger whose `castml.retrain_reason` is `drift`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,17 +36,30 @@ from rich.table import Table
 
 from castml import registry
 from castml.data.diecast import generate
-from castml.events import EventSender
-from castml.runtime.ae_gbm import AeGbmModel
+from castml.data.provenance import TAG_PREFIX
 from castml.spec import load_spec
 from monitoring.drift import DriftResult
 from monitoring.drift_job import run_drift
 from monitoring.policy import Decision, PipelineLauncher, RetrainPolicy, RetrainRequest
 from monitoring.settings import DriftSettings
+from monitoring.training_set import LoggedTrainingData, describe
 
 SCENARIO = "sensor_degradation"
 NORMAL_ROWS, DRIFTED_ROWS = 300, 900  # drifted rows dominate the one-day window
 LABELED_SHARE = 0.6  # labels that "came back from inspection" before the drift job ran
+CONCURRENCY = 8  # requests in flight at once against the transformer
+
+
+@dataclass(frozen=True)
+class LoggedServing:
+    """Serving that logs to the demo's collector: where to send traffic, whom to ask."""
+
+    transformer_url: str  # the public endpoint
+    loggers: dict[str, str]  # component -> base URL; /metrics counts its payload events
+
+
+# (collector ingest URL, its token) -> a running predictor + transformer logging there.
+ServeWithLogger = Callable[[str, str], AbstractContextManager[LoggedServing]]
 
 
 def _free_port() -> int:
@@ -112,46 +130,48 @@ def start_collector(home: Path, tracking_uri: str) -> CollectorHandle:
     raise RuntimeError("collector did not answer /healthz within 60 s")
 
 
-def champion_model(tracking_uri: str, project: str, dest: Path) -> tuple[str, AeGbmModel]:
-    client = registry.client(tracking_uri)
-    version = registry.resolve_version(client, project, f"@{registry.CHAMPION}")
-    directory = registry.download_model_dir(project, version.version, dest, tracking_uri)
-    return str(version.version), AeGbmModel.load(directory)
+@dataclass
+class Traffic:
+    truth: dict[str, int]  # request id the transformer answered -> the shot's true label
+    versions: Counter[str]  # model_version answered -> requests
+
+
+async def _post_all(url: str, path: str, bodies: list[bytes]) -> list[dict[str, Any]]:
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(body: bytes) -> dict[str, Any]:
+            async with gate:
+                answer = await client.post(
+                    path, content=body, headers={"content-type": "application/json"}
+                )
+            if answer.status_code != 200:
+                raise RuntimeError(f"the transformer answered {answer.status_code}: {answer.text}")
+            result: dict[str, Any] = answer.json()
+            return result
+
+        return await asyncio.gather(*(one(b) for b in bodies))
 
 
 def send_traffic(
-    sender: EventSender,
-    model: AeGbmModel,
-    project: str,
-    version: str,
-    rows: int,
-    seed: int,
-    scenario: str,
-) -> dict[str, int]:
-    """One shot per request (a label then belongs to one row); returns {request id: defect}."""
+    transformer_url: str, project: str, rows: int, seed: int, scenario: str
+) -> Traffic:
+    """`rows` shots to the transformer, one per request (a label then belongs to one row)."""
+    spec = load_spec(project)
     frame = generate(rows, seed, scenario, severity=2.0)
-    x = frame[model.features].to_numpy(dtype=np.float32)
-    out = model.predict(x)
-    truth: dict[str, int] = {}
-    for i in range(rows):
-        request_id = f"{scenario}-{uuid.uuid4().hex[:12]}"
-        request = {"inputs": [{"name": "input-0", "shape": [1, x.shape[1]],
-                               "datatype": "FP32", "data": x[i].tolist()}]}  # fmt: skip
-        response = {
-            "model_name": project,
-            "model_version": version,
-            "id": request_id,
-            "outputs": [
-                {"name": "probability", "shape": [1], "datatype": "FP32",
-                 "data": [float(out["probability"][i])]},
-                {"name": "label", "shape": [1], "datatype": "INT64",
-                 "data": [int(out["label"][i])]},
-            ],
-        }  # fmt: skip
-        sender.emit_request(request_id, orjson.dumps(request))
-        sender.emit_response(request_id, orjson.dumps(response))
-        truth[request_id] = int(frame["defect"].iloc[i])
-    return truth
+    x = frame[spec.feature_names].to_numpy(dtype=np.float64)
+    # The body a quality engineer's client sends: {"features": {name: value, ...}}.
+    bodies = [
+        orjson.dumps({"features": dict(zip(spec.feature_names, r, strict=True))})
+        for r in x.tolist()
+    ]
+    answers = asyncio.run(_post_all(transformer_url, f"/v1/models/{project}:predict", bodies))
+    labels = frame[spec.target].astype(int).tolist()
+    return Traffic(
+        truth={a["request_id"]: y for a, y in zip(answers, labels, strict=True)},
+        versions=Counter(a["model_version"] for a in answers),
+    )
 
 
 def post_labels(collector: CollectorHandle, truth: dict[str, int], share: float, seed: int) -> int:
@@ -168,6 +188,7 @@ def post_labels(collector: CollectorHandle, truth: dict[str, int], share: float,
 def wait_written(
     collector: CollectorHandle, rows: int, labels: int, timeout_s: float = 120
 ) -> None:
+    """Until the collector's /metrics shows `rows` inference rows and `labels` labels written."""
     deadline = time.monotonic() + timeout_s
     written = "castml_collector_rows_written_total"
     while time.monotonic() < deadline:
@@ -177,7 +198,23 @@ def wait_written(
         ):
             return
         time.sleep(0.2)
-    raise RuntimeError(f"the collector did not write {rows} rows within {timeout_s:.0f} s")
+    raise RuntimeError(
+        f"the collector did not write {rows} rows and {labels} labels within {timeout_s:.0f} s"
+    )
+
+
+def logger_counts(url: str) -> dict[str, int]:
+    """A server's payload-logger counters (castml_logger_events_*_total) from its /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    prefix, suffix = "castml_logger_events_", "_total"
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name.startswith(prefix) and sample.name.endswith(suffix):
+                name = sample.name.removeprefix(prefix).removesuffix(suffix)
+                counts[name] = counts.get(name, 0) + int(sample.value)
+    return counts
 
 
 def decide_retrain(policy: RetrainPolicy, result: DriftResult) -> Decision | None:
@@ -221,10 +258,20 @@ def show_challenger(console: Console, tracking_uri: str, project: str) -> None:
     if found is None:
         console.print("[yellow]no @challenger yet[/]")
         return
-    reason = (found.tags or {}).get(registry.TAG_RETRAIN_REASON, "?")
+    tags = found.tags or {}
+    reason = tags.get(registry.TAG_RETRAIN_REASON, "?")
     console.print(
         f"new [bold]@challenger[/]: {project} version {found.version}, "
         f"castml.retrain_reason = [bold]{reason}[/]; move @champion in the MLflow UI to serve it"
+    )
+    champion = registry.alias_version(client, project, registry.CHAMPION)
+    before = ((champion.tags or {}) if champion else {}).get(registry.TAG_DATA_HASH, "?")
+    source = tags.get(f"{TAG_PREFIX}source", "?")
+    logged = tags.get(f"{TAG_PREFIX}logged_rows", "0")
+    partitions = tags.get(f"{TAG_PREFIX}partitions", "-")
+    console.print(
+        f"trained on {source} ({logged} logged rows from {partitions}); "
+        f"data hash {tags.get(registry.TAG_DATA_HASH, '?')[:12]} vs the champion's {before[:12]}"
     )
 
 
@@ -232,36 +279,41 @@ def run_monitoring_demo(
     tracking_uri: str,
     project: str,
     home: Path,
-    transformer_url: str | None,
+    serve: ServeWithLogger,
     launcher: PipelineLauncher,
     console: Console | None = None,
 ) -> None:
-    """Normal then drifted traffic, labels, drift job, policy decision, retrain."""
+    """Normal then drifted traffic through serving, labels, drift job, policy, retrain."""
     console = console or Console()
     home = home.resolve()
     console.rule("[bold]monitoring")
-    if transformer_url:
-        console.print(f"serving at {transformer_url}; the demo emits the logger's events itself")
     collector = start_collector(home, tracking_uri)
     try:
-        with tempfile.TemporaryDirectory(prefix="castml-demo-") as tmp:
-            version, model = champion_model(tracking_uri, project, Path(tmp))
-        console.print(
-            f"collector on {collector.url}; scoring with {project} v{version} (@champion)"
-        )
-        with EventSender(f"{collector.url}/", project, collector.token, workers=2) as sender:
-            truth = send_traffic(sender, model, project, version, NORMAL_ROWS, 101, "none")
+        with serve(f"{collector.url}/", collector.token) as serving:
+            console.print(
+                f"collector on {collector.url}; traffic to the transformer at "
+                f"{serving.transformer_url}; {' and '.join(serving.loggers)} log to the collector"
+            )
+            traffic = send_traffic(serving.transformer_url, project, NORMAL_ROWS, 101, "none")
             console.print(f"sent {NORMAL_ROWS} normal shots")
-            truth |= send_traffic(sender, model, project, version, DRIFTED_ROWS, 202, SCENARIO)
+            drifted = send_traffic(serving.transformer_url, project, DRIFTED_ROWS, 202, SCENARIO)
             console.print(f"sent {DRIFTED_ROWS} shots from the '{SCENARIO}' scenario")
-            sender.flush(120)
-            stats = sender.stats()
-        console.print(
-            f"events acknowledged {stats.sent}, refused {stats.refused}, rejected {stats.rejected}"
-        )
+            truth = traffic.truth | drifted.truth
+            served = ", ".join(
+                f"{v} ({n})" for v, n in (traffic.versions + drifted.versions).items()
+            )
+            console.print(f"answered by {served}")
+            # Every request is logged once per component: wait for all of it.
+            wait_written(collector, len(serving.loggers) * len(truth), 0)
+            for component, url in serving.loggers.items():
+                counts = logger_counts(url)
+                console.print(
+                    f"{component} payload events: sent {counts.get('sent', 0)}, "
+                    f"refused {counts.get('refused', 0)}, rejected {counts.get('rejected', 0)}"
+                )
         labels = post_labels(collector, truth, LABELED_SHARE, 303)
-        console.print(f"posted {labels} delayed labels to /v1/feedback")
-        wait_written(collector, len(truth), labels)
+        console.print(f"posted {labels} delayed labels to /v1/feedback (the transformer's ids)")
+        wait_written(collector, len(serving.loggers) * len(truth), labels)
     finally:
         collector.stop()
 
@@ -270,7 +322,10 @@ def run_monitoring_demo(
     result = run_drift(project, "1d", settings)
     show_drift(console, result, tracking_uri)
 
-    policy = RetrainPolicy(load_spec, launcher, home / "retrain")
+    # The retrain learns from what serving saw: the labelled rows just logged join the
+    # spec's source (monitoring/training_set.py).
+    training_data = LoggedTrainingData(home / "logs", tracking_uri)
+    policy = RetrainPolicy(load_spec, launcher, home / "retrain", training_data=training_data)
     attach = getattr(launcher, "attach", None)
     if callable(attach):
         attach(policy)  # the background launcher reports the run's end to the policy
@@ -280,6 +335,8 @@ def run_monitoring_demo(
         return
     color = {"started": "green", "skipped": "yellow"}.get(decision.outcome, "red")
     console.print(f"policy: [{color}]{decision.outcome}[/] ({decision.reason}): {decision.detail}")
+    if decision.outcome == "started":
+        console.print(describe(decision.evidence.get("training_data")))
     wait = getattr(launcher, "wait", None)
     if decision.outcome == "started" and callable(wait):
         console.print("retraining (kfp.local) ...")

@@ -52,7 +52,9 @@ def current_frame(
     settings: DriftSettings, spec: ProjectSpec, version: str, window: Window
 ) -> pd.DataFrame:
     """Window rows with `score` and, where it arrived, the delayed label as the target."""
-    traffic = read_traffic(settings.home.resolve() / "logs", spec.name, version, window)
+    traffic = read_traffic(
+        settings.home.resolve() / "logs", spec.name, version, window, settings.drift_component
+    )
     if traffic.empty:
         return traffic
     traffic = traffic[traffic["probability"].notna()].rename(columns={"probability": SCORE})

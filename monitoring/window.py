@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from castml.errors import CastmlError
 from monitoring.parquet_sink import FEEDBACK_DIR
 
+PREDICTOR = "predictor"
 _WINDOW = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -61,13 +62,31 @@ def _read(files: list[Path]) -> pd.DataFrame | None:
     ).to_pandas()
 
 
-def read_traffic(logs_root: Path, project: str, version: str, window: Window) -> pd.DataFrame:
-    """Rows served by `version` whose request time falls in the window (possibly empty)."""
+def read_traffic(
+    logs_root: Path,
+    project: str,
+    version: str,
+    window: Window,
+    component: str | None = PREDICTOR,
+) -> pd.DataFrame:
+    """Rows served by `version` whose request time falls in the window (possibly empty).
+
+    Only `component`'s rows (None: every component's). The predictor and the
+    transformer both log each request they serve, so reading both would count every
+    shot twice. Rows that name no component count as the predictor's: the chart puts
+    KServe's logger on the predictor.
+    """
     frame = _read(partition_files(logs_root / project / version, window))
     if frame is None:
         return pd.DataFrame()
     times = frame["request_time"]
-    return frame[(times >= window.start) & (times < window.end)].reset_index(drop=True)
+    keep = (times >= window.start) & (times < window.end)
+    if component is not None and "component" in frame.columns:
+        mine = frame["component"] == component
+        if component == PREDICTOR:
+            mine |= frame["component"].isna()
+        keep &= mine
+    return frame[keep].reset_index(drop=True)
 
 
 def read_labels(logs_root: Path, project: str, window: Window) -> pd.DataFrame:

@@ -25,7 +25,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--grpc_port", type=int, default=0, help="Predictor gRPC port; 0: no gRPC.")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--predictor_host", default=None, help="host:port of the predictor.")
-    parser.add_argument("--predictor_protocol", default="v2", choices=["v2", "grpc-v2"])
+    parser.add_argument(
+        "--predictor_protocol",
+        default=None,
+        choices=["v2", "grpc-v2"],
+        help="How the transformer calls the predictor: v2 REST, or grpc-v2 with --predictor_host "
+        "at the predictor's gRPC port (default: CASTML_PREDICTOR_PROTOCOL, v2).",
+    )
     parser.add_argument(
         "--host", default=None, help="Bind address (default CASTML_HOST, 127.0.0.1)."
     )
@@ -43,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.predictor_host:
         host = args.predictor_host
         overrides["predictor_url"] = host if "://" in host else f"http://{host}"
+    if args.predictor_protocol:
+        overrides["predictor_protocol"] = args.predictor_protocol
     settings = serving_settings(**overrides)
     if args.role == "predictor":
         from serving.lean_imports import import_lightgbm_without_extras
@@ -69,13 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.role == "transformer":
         from serving.transformer import transformer_app
 
-        if args.predictor_protocol != "v2":
-            raise SystemExit(
-                "the transformer calls the predictor over v2 REST; use --predictor_protocol v2"
-            )
-
         app = transformer_app(settings)
     else:
+        if args.predictor_protocol == "grpc-v2":
+            raise SystemExit(
+                "the explainer follows the predictor over v2 REST; use --predictor_protocol v2"
+            )
         from serving.explainer import explainer_app
 
         app = explainer_app(settings)

@@ -2,7 +2,8 @@
 explanation, and a switch of @champion under traffic with zero failed requests.
 
 The lead's demo calls `run_serving_demo(tracking_uri, project, home)` after the pipeline
-has registered at least two versions.
+has registered at least two versions. The monitoring part runs its traffic through
+`logged_stack`: a predictor and a transformer that post their payloads to its collector.
 """
 
 from __future__ import annotations
@@ -32,17 +33,21 @@ class Stack:
     explainer: ServerProcess
 
 
-@contextmanager
-def serving_stack(
-    tracking_uri: str, project: str, home: Path, version: str = "champion"
-) -> Iterator[Stack]:
-    """Predictor (REST + gRPC), transformer and explainer on 127.0.0.1; stopped on exit."""
-    env = {
+def _env(tracking_uri: str, project: str, home: Path, version: str) -> dict[str, str]:
+    return {
         "CASTML_MLFLOW_URI": tracking_uri,
         "CASTML_HOME": str(home),
         "CASTML_PROJECT": project,
         "CASTML_MODEL_VERSION": version,
     }
+
+
+@contextmanager
+def serving_stack(
+    tracking_uri: str, project: str, home: Path, version: str = "champion"
+) -> Iterator[Stack]:
+    """Predictor (REST + gRPC), transformer and explainer on 127.0.0.1; stopped on exit."""
+    env = _env(tracking_uri, project, home, version)
     logs = Path(home) / "logs" / "serving"
     started: list[ServerProcess] = []
     try:
@@ -51,6 +56,39 @@ def serving_stack(
         started.append(start_server("transformer", env, logs, project=project, predictor=predictor))
         started.append(start_server("explainer", env, logs, project=project, predictor=predictor))
         yield Stack(*started)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+@contextmanager
+def logged_stack(
+    tracking_uri: str,
+    project: str,
+    home: Path,
+    logger_url: str,
+    logger_token: str | None,
+    version: str = "champion",
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """(predictor, transformer) on 127.0.0.1 with the payload logger on (CASTML_LOGGER_URL).
+
+    Both post every request they serve to the collector at `logger_url`, as KServe's
+    logger sidecar does in a cluster. Stopped on exit; each gives its queued events up
+    to 3 s to reach the collector first.
+    """
+    env = {
+        **_env(tracking_uri, project, home, version),
+        "CASTML_LOGGER_URL": logger_url,
+        **({"CASTML_LOGGER_TOKEN": logger_token} if logger_token else {}),
+    }
+    logs = Path(home) / "logs" / "serving"
+    started: list[ServerProcess] = []
+    try:
+        predictor = start_server("predictor", env, logs, project=project)
+        started.append(predictor)
+        transformer = start_server("transformer", env, logs, project=project, predictor=predictor)
+        started.append(transformer)
+        yield predictor, transformer
     finally:
         for server in reversed(started):
             server.stop()

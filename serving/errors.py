@@ -104,9 +104,19 @@ class NotReadyError(ServingError):
 
 
 class UpstreamError(ServingError):
-    """The predictor behind the transformer or explainer failed or is unreachable."""
+    """The predictor behind the transformer or explainer failed (it answered 5xx)."""
 
     status_code = 502
+
+
+class PredictorUnavailableError(ServingError):
+    """The predictor cannot be reached, did not answer in time, or is not ready yet.
+
+    503, not 502: the request may well succeed once the predictor is back, so the
+    caller should retry.
+    """
+
+    status_code = 503
 
 
 class WebhookRejectedError(ServingError):

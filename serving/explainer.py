@@ -20,12 +20,12 @@ from serving.asgi import App, Request, Response, json_response
 from serving.codec import features_matrix, tensors_from_json
 from serving.errors import BadRequestError, MethodUnavailableError, NotFoundError
 from serving.metrics import ServerMetrics
+from serving.predictor_client import PredictorClient
 from serving.server import version_source
 from serving.settings import ServingSettings
 from serving.shapley import shapley
 from serving.slot import ModelSlot
 from serving.store import ServedModel
-from serving.transformer import PredictorClient
 from serving.validation import FeatureValidator
 
 METHOD = "shap-permutation-antithetic"
@@ -63,7 +63,7 @@ class Explainer:
         if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
             raise BadRequestError(
                 'send {"features": {...}} or {"instances": [{...}]}, optionally with '
-                '"method": "shap"|"anchors", "top_k", "permutations", "chart"'
+                '"method": "shap"|"anchors", "top_k", "permutations", "chart", "threshold"'
             )
         batch = "instances" in payload
         records = payload["instances"] if batch else [payload["features"]]
@@ -94,11 +94,21 @@ class Explainer:
         chart = options.get("chart", True)
         if method not in ("shap", "anchors") or not isinstance(chart, bool):
             raise BadRequestError("'method' must be 'shap' or 'anchors'; 'chart' a boolean")
+        threshold = _bounded_float(
+            options, "threshold", anchors.DEFAULT_THRESHOLD, anchors.MIN_THRESHOLD, 1.0
+        )
+        if method == "anchors" and not self.spec.is_classification:
+            raise BadRequestError(
+                f"method 'anchors' explains a classifier's label; '{self.spec.name}' is a "
+                "regression project, use method 'shap'"
+            )
         if method == "anchors" and not anchors.available():
             raise MethodUnavailableError(anchors.INSTALL_HINT)
         served = await self.served()
         if method == "anchors":
-            results = [await asyncio.to_thread(anchors.anchors, served, row) for row in x]
+            results = [
+                await asyncio.to_thread(anchors.anchors, served, row, threshold) for row in x
+            ]
         else:
             results = [
                 await asyncio.to_thread(self._shap, served, row, top_k, permutations, chart)
@@ -172,6 +182,15 @@ def _bounded_int(options: dict[str, Any], key: str, default: int, low: int, high
     if type(value) is not int or not low <= value <= high:
         raise BadRequestError(f"'{key}' must be an integer in [{low}, {high}]")
     return value
+
+
+def _bounded_float(
+    options: dict[str, Any], key: str, default: float, low: float, high: float
+) -> float:
+    value = options.get(key, default)
+    if type(value) not in (int, float) or not low <= value <= high:
+        raise BadRequestError(f"'{key}' must be a number in [{low}, {high}]")
+    return float(value)
 
 
 def explainer_app(settings: ServingSettings, project: str | None = None) -> App:

@@ -1,18 +1,15 @@
 """v2 gRPC (`inference.GRPCInferenceService`) on its own port, beside the REST app.
 
-The message classes come from the protobuf module kserve ships. It is loaded from its
-file, not imported as `kserve.protocol...`: importing kserve costs a second at start-up,
-and kserve cannot share a process with tritonclient's gRPC module.
+The message classes come from `serving.v2_proto` (kserve's protobuf module, loaded from
+its file). Each infer response carries the served version's decision `threshold` as a
+response parameter: v2 gRPC model metadata has no parameters, and the transformer needs
+the threshold for its confidence bands.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import grpc
@@ -24,47 +21,7 @@ from serving.codec import NUMERIC, V2_DATATYPE, Tensor, features_matrix
 from serving.errors import BadRequestError, NotFoundError, ServingError
 from serving.predictor import Predictor, model_metadata
 from serving.store import ServedModel
-
-SERVICE = "inference.GRPCInferenceService"
-CONTENTS_FIELD = {
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-}
-STATUS_CODE = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    409: grpc.StatusCode.ABORTED,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    422: grpc.StatusCode.FAILED_PRECONDITION,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
-
-
-def load_pb2() -> ModuleType:
-    name = "castml_grpc_predict_v2_pb2"
-    if name in sys.modules:
-        return sys.modules[name]
-    found = importlib.util.find_spec("kserve")
-    if found is None or not found.submodule_search_locations:
-        raise RuntimeError("the v2 gRPC protocol needs the kserve package installed")
-    path = (
-        Path(next(iter(found.submodule_search_locations))) / "protocol/grpc/grpc_predict_v2_pb2.py"
-    )
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from serving.v2_proto import CONTENTS_FIELD, SERVICE, STATUS_CODE, load_pb2
 
 
 def _tensor(raw_input: Any, raw: bytes | None) -> Tensor:
@@ -163,6 +120,8 @@ class GrpcPredictor:
         response = self.pb2.ModelInferResponse(
             model_name=served.project, model_version=served.version, id=request_id
         )
+        # kserve's proto has no double parameter; repr() round-trips a float exactly.
+        response.parameters["threshold"].string_param = repr(float(served.model.manifest.threshold))
         for name in wanted:
             array = np.ascontiguousarray(out[name])
             response.outputs.add(

@@ -1,8 +1,12 @@
-"""The predictor's payload logger: what KServe's logger sidecar does in a cluster.
+"""The payload logger of the predictor and the transformer: what KServe's logger sidecar
+does in a cluster.
 
 With `CASTML_LOGGER_URL` set, every successful infer (REST and gRPC) is posted to the
-collector as two binary-mode CloudEvents, the v2 request and the v2 response, sharing
-one `ce-id`: the id the response carries. The request thread only enqueues (a
+collector as two binary-mode CloudEvents, the request and the response, sharing one
+`ce-id`: the id the response carries. The predictor logs its v2 bodies (component
+`predictor`); the transformer logs its own public bodies (component `transformer`)
+under the same id, since it forwards its request id to the predictor. The request
+thread only enqueues (a
 `castml.events.EventSender` per process delivers, with retries, from a bounded
 queue); a full queue refuses the event, never the request, and the refusal shows on
 `/metrics` as `castml_logger_events_refused_total`. Unset, none of this is built and
@@ -158,9 +162,16 @@ class SenderMetrics(Collector):
 
 
 def payload_log(
-    settings: ServingSettings, project: str, outputs: Sequence[str], metrics: ServerMetrics
+    settings: ServingSettings,
+    project: str,
+    outputs: Sequence[str],
+    metrics: ServerMetrics,
+    component: str = "predictor",
 ) -> PayloadLog | None:
-    """One sender for this process (None when unset), its counters on the server's `/metrics`."""
+    """One sender for this process (None when unset), its counters on the server's `/metrics`.
+
+    `component` is the CloudEvents `component` extension, as KServe's logger sets it.
+    """
     if not settings.logger_url:
         return None
     sender = EventSender(
@@ -168,7 +179,7 @@ def payload_log(
         project,
         settings.logger_token,
         namespace=settings.logger_namespace,
-        component="predictor",
+        component=component,
         max_queue=settings.logger_queue_size,
     )
     metrics.registry.register(SenderMetrics(sender, metrics.server))

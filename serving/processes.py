@@ -54,8 +54,12 @@ def start_server(
     timeout_s: float = 90.0,
     cwd: Path | None = None,
     workers: int = 1,
+    predictor_protocol: str = "v2",
 ) -> ServerProcess:
-    """`python -m serving <role>` on free loopback ports; returns once it answers."""
+    """`python -m serving <role>` on free loopback ports; returns once it answers.
+
+    `predictor_protocol="grpc-v2"`: the role calls `predictor` on its gRPC port.
+    """
     port = free_port()
     grpc_port = free_port() if grpc else None
     args = [
@@ -72,7 +76,12 @@ def start_server(
         args += ["--grpc_port", str(grpc_port)]
     if workers > 1:
         args += ["--workers", str(workers)]
-    if predictor:
+    if predictor and predictor_protocol == "grpc-v2":
+        if not predictor.grpc_port:
+            raise ValueError("grpc-v2 needs a predictor started with grpc=True")
+        args += ["--predictor_host", f"127.0.0.1:{predictor.grpc_port}"]
+        args += ["--predictor_protocol", predictor_protocol]
+    elif predictor:
         args += ["--predictor_host", f"127.0.0.1:{predictor.port}"]
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{role}-{port}.log"

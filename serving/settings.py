@@ -45,6 +45,13 @@ class ServingSettings(PlatformSettings):
         "http://127.0.0.1:8080",
         description="Predictor base URL (transformer, explainer); --predictor_host overrides.",
     )
+    predictor_protocol: Literal["v2", "grpc-v2"] = Field(
+        "v2",
+        description=(
+            "How the transformer calls the predictor: v2 REST, or grpc-v2 (then the predictor "
+            "URL is its gRPC host:port); --predictor_protocol overrides."
+        ),
+    )
     predictor_timeout_s: float = Field(10.0, description="Timeout of one call to the predictor.")
     confidence_high: float = Field(
         0.5, description="Margin from the threshold (0..1, see serving.transformer) for 'high'."
@@ -61,9 +68,10 @@ class ServingSettings(PlatformSettings):
         None,
         description=(
             "The collector's CloudEvents ingest URL (e.g. http://127.0.0.1:8090/). Set: the "
-            "predictor posts every successful infer's v2 request and response there, as "
-            "KServe's payload logger does in a cluster. Unset: nothing is logged (the cluster "
-            "default, where KServe's logger sidecar does it)."
+            "predictor and the transformer each post every successful request and response "
+            "there (component `predictor` / `transformer`), as KServe's payload logger does in "
+            "a cluster. Unset: nothing is logged (the cluster default, where KServe's logger "
+            "sidecar does it)."
         ),
     )
     logger_token: str | None = Field(

@@ -7,24 +7,33 @@ from t towards the end of its side, in [0, 1]:
 `high` when margin >= CASTML_CONFIDENCE_HIGH (0.5), `medium` when margin >=
 CASTML_CONFIDENCE_MEDIUM (0.2), otherwise `low`. A probability at the threshold is as
 uncertain as the model gets; one at 0 or 1 is as sure.
+
+The predictor is called over v2 REST or v2 gRPC (`--predictor_protocol`, see
+`serving.predictor_client`); the answer is the same either way. With
+`CASTML_LOGGER_URL` set, each successful request and its answer are posted to the
+collector as the KServe logger's CloudEvents (component `transformer`), under the
+request id the client gets back, which is also the id the predictor logs under.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 
 from castml.spec import load_spec
 from serving.asgi import App, Request, Response, json_response, new_request_id
-from serving.codec import NUMERIC, features_matrix, output_json, tensors_from_json
-from serving.errors import BadRequestError, NotFoundError, PredictorRefusedError, UpstreamError
-from serving.http_client import LeanHttpClient, UpstreamUnavailableError
+from serving.codec import features_matrix, output_json, tensors_from_json
+from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
+from serving.predictor_client import InferReply, predictor_client
 from serving.settings import ServingSettings
 from serving.validation import FeatureValidator
+
+if TYPE_CHECKING:
+    from serving.payload_log import PayloadLog
 
 BANDS = ("low", "medium", "high")
 
@@ -40,87 +49,25 @@ def confidence(probability: np.ndarray, threshold: float, high: float, medium: f
     return [BANDS[i] for i in level.tolist()]
 
 
-class PredictorClient:
-    """v2 REST calls to the predictor over kept-alive connections (`LeanHttpClient`)."""
-
-    def __init__(self, base_url: str, project: str, timeout_s: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.project = project
-        self.client = LeanHttpClient(self.base_url, timeout_s)
-        self.thresholds: dict[str, float] = {}
-
-    async def get(self, path: str) -> dict[str, Any]:
-        return await self._call("GET", path, None)
-
-    async def infer(
-        self, x: np.ndarray, request_id: str, version: str | None = None
-    ) -> dict[str, Any]:
-        path = f"/v2/models/{self.project}" + (f"/versions/{version}" if version else "") + "/infer"
-        body = orjson.dumps(
-            {
-                "id": request_id,
-                "inputs": [
-                    {
-                        "name": "features",
-                        "datatype": "FP32",
-                        "shape": list(x.shape),
-                        "data": x.reshape(-1),
-                    }
-                ],
-            },
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
-        return await self._call("POST", path, body)
-
-    async def _call(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
-        try:
-            response = await self.client.request(method, path, body, "application/json")
-        except UpstreamUnavailableError as exc:
-            raise UpstreamError(f"the predictor at {self.base_url} is unreachable: {exc}") from exc
-        try:
-            payload: dict[str, Any] = orjson.loads(response.body) if response.body else {}
-        except orjson.JSONDecodeError:
-            payload = {"error": response.body[:200].decode("utf-8", "replace")}
-        if response.status >= 500:
-            raise UpstreamError(
-                f"the predictor failed ({response.status}): {payload.get('error', '')}"
-            )
-        if response.status >= 400:
-            raise PredictorRefusedError(
-                response.status, payload.get("error", f"the predictor answered {response.status}")
-            )
-        return payload
-
-    async def model_threshold(self, version: str) -> float:
-        """The decision threshold of `version`, asked once per version (it changes with it)."""
-        if version not in self.thresholds:
-            try:
-                meta = await self.get(f"/v2/models/{self.project}/versions/{version}")
-            except PredictorRefusedError:  # switched again meanwhile: the current one is as good
-                meta = await self.get(f"/v2/models/{self.project}")
-            self.thresholds[version] = float(meta.get("parameters", {}).get("threshold", 0.5))
-        return self.thresholds[version]
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-def _outputs(payload: dict[str, Any]) -> dict[str, np.ndarray]:
-    out = {}
-    for o in payload.get("outputs", []):
-        out[o["name"]] = np.asarray(o["data"]).reshape(o["shape"])
-    return out
-
-
 class Transformer:
     def __init__(self, settings: ServingSettings, project: str | None = None) -> None:
         self.settings = settings
         self.spec = load_spec(project or settings.project)
         self.validator = FeatureValidator(self.spec, settings.max_batch_rows)
-        self.client = PredictorClient(
-            settings.predictor_url, self.spec.name, settings.predictor_timeout_s
+        self.client = predictor_client(
+            settings.predictor_protocol,
+            settings.predictor_url,
+            self.spec.name,
+            settings.predictor_timeout_s,
         )
         self.metrics = ServerMetrics("transformer")
+        self.payload_log: PayloadLog | None = None
+        if settings.logger_url:
+            from serving.payload_log import payload_log  # httpx only when logging is on
+
+            self.payload_log = payload_log(
+                settings, self.spec.name, (), self.metrics, component="transformer"
+            )
 
     def _check_model(self, request: Request) -> None:
         name = request.params.get("model")
@@ -147,26 +94,35 @@ class Transformer:
         self.metrics.total.observe(time.perf_counter() - started)
         self.metrics.rows_child.inc(len(x))
         headers = [
-            (b"x-model-version", str(reply.get("model_version", "")).encode()),
+            (b"x-model-version", reply.model_version.encode()),
             (b"x-request-id", request_id.encode()),
         ]
         if not batch:
-            return json_response(objects[0], headers=headers)
-        return json_response(
-            {
-                "predictions": objects,
-                "model_version": objects[0]["model_version"],
-                "request_id": request_id,
-                "processing_time_ms": objects[0]["processing_time_ms"],
-            },
-            headers=headers,
-        )
+            response = json_response(objects[0], headers=headers)
+        else:
+            response = json_response(
+                {
+                    "predictions": objects,
+                    "model_version": objects[0]["model_version"],
+                    "request_id": request_id,
+                    "processing_time_ms": objects[0]["processing_time_ms"],
+                },
+                headers=headers,
+            )
+        if self.payload_log is not None:
+            self.payload_log.emit(request_id, request.body, response.body)
+        return response
+
+    async def _threshold(self, reply: InferReply) -> float:
+        if reply.threshold is not None:  # gRPC replies carry it
+            return reply.threshold
+        return await self.client.model_threshold(reply.model_version)
 
     async def _objects(
-        self, reply: dict[str, Any], request_id: str, started: float
+        self, reply: InferReply, request_id: str, started: float
     ) -> list[dict[str, Any]]:
-        out = _outputs(reply)
-        version = f"{self.spec.name}/{reply.get('model_version', '')}"
+        out = reply.outputs
+        version = f"{self.spec.name}/{reply.model_version}"
         latent = out["latent"].astype(np.float64).round(6).tolist()
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         common = {"model_version": version, "request_id": request_id, "processing_time_ms": elapsed}
@@ -176,7 +132,7 @@ class Transformer:
                 {"prediction": {"value": v}, "latent_features": lat, **common}
                 for v, lat in zip(values, latent, strict=True)
             ]
-        threshold = await self.client.model_threshold(str(reply.get("model_version", "")))
+        threshold = await self._threshold(reply)
         names = self.spec.class_names or ("negative", "positive")
         probability = out["probability"].astype(np.float64)
         bands = confidence(
@@ -210,13 +166,10 @@ class Transformer:
             payload.get("id") or request.headers.get("x-request-id") or new_request_id()
         )
         reply = await self.client.infer(x, request_id, request.params.get("version"))
-        out = _outputs(reply)
-        outputs = [
-            output_json(o["name"], out[o["name"]].astype(NUMERIC[o["datatype"]]))
-            for o in reply.get("outputs", [])
-        ]
+        out = reply.outputs
+        outputs = [output_json(name, values) for name, values in out.items()]
         if self.spec.is_classification:
-            threshold = await self.client.model_threshold(str(reply.get("model_version", "")))
+            threshold = await self._threshold(reply)
             names = self.spec.class_names or ("negative", "positive")
             bands = confidence(
                 out["probability"],
@@ -234,27 +187,35 @@ class Transformer:
                 }
             )
             outputs.append({"name": "confidence", "datatype": "BYTES", "shape": [n], "data": bands})
-        self.metrics.total.observe(time.perf_counter() - started)
-        return json_response(
+        response = json_response(
             {
                 "model_name": self.spec.name,
-                "model_version": reply.get("model_version"),
+                "model_version": reply.model_version,
                 "id": request_id,
                 "outputs": outputs,
             },
-            headers=[(b"x-model-version", str(reply.get("model_version", "")).encode())],
+            headers=[(b"x-model-version", reply.model_version.encode())],
         )
+        if self.payload_log is not None:
+            self.payload_log.emit(request_id, request.body, response.body)
+        self.metrics.total.observe(time.perf_counter() - started)
+        return response
 
     async def live(self, request: Request) -> Response:
         return json_response({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        reply = await self.client.get("/v2/health/ready")
-        return json_response({"ready": bool(reply.get("ready"))})
+        return json_response({"ready": await self.client.ready()})
 
     async def metadata(self, request: Request) -> Response:
         self._check_model(request)
-        return json_response(await self.client.get(f"/v2/models/{self.spec.name}"))
+        return json_response(await self.client.metadata())
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self.payload_log is not None:
+            # What the collector has not taken within the grace period counts as unsent.
+            await asyncio.to_thread(self.payload_log.close, 3.0)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         body, content_type = self.metrics.render()
@@ -271,5 +232,5 @@ def transformer_app(settings: ServingSettings, project: str | None = None) -> Ap
     app.route("GET", "/v2/health/live", t.live)
     app.route("GET", "/v2/health/ready", t.ready)
     app.route("GET", "/metrics", t.metrics_endpoint)
-    app.on_shutdown.append(t.client.close)
+    app.on_shutdown.append(t.close)
     return app

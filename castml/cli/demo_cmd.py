@@ -7,7 +7,10 @@ monitoring loop (drift -> retrain). MLflow stays up afterwards for its UI.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +19,9 @@ from castml.cli.model_cmd import show_version, ui_url
 from castml.cli.pipeline_cmd import run_with_progress
 from castml.mlflow_server import ServerLayout
 from castml.settings import PipelineSettings
+
+if TYPE_CHECKING:
+    from monitoring.demo import LoggedServing, ServeWithLogger
 
 
 def demo(
@@ -65,16 +71,41 @@ def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:
     run_serving_demo(uri, project, settings.home.resolve())
 
 
+def logged_serving(uri: str, project: str, home: Path) -> ServeWithLogger:
+    """The monitoring part's serving: its own predictor + transformer, logging to its collector.
+
+    Its own, not the serving part's: that one's rollout traffic (one record, over and
+    over) would be logged into the drift window too.
+    """
+    from monitoring.demo import LoggedServing
+    from serving.demo import logged_stack
+
+    @contextmanager
+    def serve(logger_url: str, token: str) -> Iterator[LoggedServing]:
+        with logged_stack(uri, project, home, logger_url, token) as (predictor, transformer):
+            yield LoggedServing(
+                transformer.url, {"predictor": predictor.url, "transformer": transformer.url}
+            )
+
+    return serve
+
+
 def _monitoring_part(uri: str, project: str, settings: PipelineSettings, profile: str) -> None:
     try:
         from monitoring.demo import run_monitoring_demo
+        from serving.demo import logged_stack  # noqa: F401  (the traffic goes through serving)
     except ImportError:
         console.print(
-            "[yellow]monitoring is not installed in this build; skipping the monitoring part[/]"
+            "[yellow]monitoring or serving is not installed in this build; "
+            "skipping the monitoring part[/]"
         )
         return
     from monitoring.launchers import LocalPipelineLauncher
 
-    console.rule("[bold]3. monitor[/] (payload log -> Evidently drift -> retrain policy)")
+    console.rule(
+        "[bold]3. monitor[/] (served traffic -> payload log -> Evidently drift -> retrain)"
+    )
+    home = settings.home.resolve()
     launcher = LocalPipelineLauncher(uri, settings.local_pipeline_root, profile=profile)
-    run_monitoring_demo(uri, project, settings.home.resolve(), None, launcher, console=console)
+    serve = logged_serving(uri, project, home)
+    run_monitoring_demo(uri, project, home, serve, launcher, console=console)

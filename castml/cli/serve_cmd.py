@@ -12,7 +12,12 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _run(
-    role: str, model_name: str | None, http_port: int, grpc_port: int, predictor_host: str | None
+    role: str,
+    model_name: str | None,
+    http_port: int,
+    grpc_port: int,
+    predictor_host: str | None,
+    predictor_protocol: str | None = None,
 ) -> None:
     from serving.__main__ import main
 
@@ -23,6 +28,8 @@ def _run(
         argv += ["--grpc_port", str(grpc_port)]
     if predictor_host:
         argv += ["--predictor_host", predictor_host]
+    if predictor_protocol:
+        argv += ["--predictor_protocol", predictor_protocol]
     main(argv)
 
 
@@ -40,10 +47,16 @@ def predictor(
 def transformer(
     model_name: str = typer.Option(None, help="Project (default CASTML_PROJECT, diecast)."),
     http_port: int = typer.Option(8082, help="Public REST port."),
-    predictor_host: str = typer.Option("127.0.0.1:8080", help="host:port of the predictor."),
+    predictor_host: str = typer.Option(
+        "127.0.0.1:8080", help="host:port of the predictor (its gRPC port with grpc-v2)."
+    ),
+    predictor_protocol: str = typer.Option(
+        None,
+        help="v2 (REST) or grpc-v2 (default: CASTML_PREDICTOR_PROTOCOL, v2).",
+    ),
 ) -> None:
-    """The public endpoint: validates named features, calls the predictor over v2."""
-    _run("transformer", model_name, http_port, 0, predictor_host)
+    """The public endpoint: validates named features, calls the predictor over v2 or gRPC."""
+    _run("transformer", model_name, http_port, 0, predictor_host, predictor_protocol)
 
 
 @app.command()

@@ -1,0 +1,143 @@
+"""The transformer's (and explainer's) calls to the predictor, over v2 REST or v2 gRPC.
+
+`--predictor_protocol` (KServe's flag) picks the client: `v2` is REST over kept-alive
+connections (`LeanHttpClient`), `grpc-v2` is `serving.grpc_client` (grpc is imported
+only then). Both answer the same `InferReply` and raise the same typed errors, so the
+transformer's answer, and the status of every failure, do not depend on the protocol:
+a refusal by the predictor keeps its 4xx status, a predictor that is down, times out
+or is not ready yet is a 503 (retry), and any other predictor failure a 502.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from serving.codec import NUMERIC
+from serving.errors import PredictorRefusedError, PredictorUnavailableError, UpstreamError
+from serving.http_client import LeanHttpClient, UpstreamUnavailableError
+
+PROTOCOLS = ("v2", "grpc-v2")
+
+
+@dataclass(frozen=True)
+class InferReply:
+    """A predictor's infer answer, decoded."""
+
+    model_version: str
+    # In the predictor's order, each with the dtype of its v2 datatype (float32 for FP32),
+    # so REST and gRPC give bit-identical arrays.
+    outputs: dict[str, np.ndarray]
+    threshold: float | None = None  # the version's decision threshold, when the reply has it
+
+
+class PredictorCalls(Protocol):
+    """What the transformer needs from the predictor, whatever the protocol."""
+
+    async def infer(
+        self, x: np.ndarray, request_id: str, version: str | None = None
+    ) -> InferReply: ...
+
+    async def model_threshold(self, version: str) -> float: ...
+
+    async def ready(self) -> bool: ...
+
+    async def metadata(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class PredictorClient:
+    """v2 REST calls to the predictor over kept-alive connections (`LeanHttpClient`)."""
+
+    def __init__(self, base_url: str, project: str, timeout_s: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.project = project
+        self.client = LeanHttpClient(self.base_url, timeout_s)
+        self.thresholds: dict[str, float] = {}
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self._call("GET", path, None)
+
+    async def infer(self, x: np.ndarray, request_id: str, version: str | None = None) -> InferReply:
+        path = f"/v2/models/{self.project}" + (f"/versions/{version}" if version else "") + "/infer"
+        body = orjson.dumps(
+            {
+                "id": request_id,
+                "inputs": [
+                    {
+                        "name": "features",
+                        "datatype": "FP32",
+                        "shape": list(x.shape),
+                        "data": x.reshape(-1),
+                    }
+                ],
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        payload = await self._call("POST", path, body)
+        outputs = {
+            o["name"]: np.asarray(o["data"], dtype=NUMERIC.get(o["datatype"])).reshape(o["shape"])
+            for o in payload.get("outputs", [])
+        }
+        return InferReply(str(payload.get("model_version", "")), outputs)
+
+    async def _call(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
+        try:
+            response = await self.client.request(method, path, body, "application/json")
+        except UpstreamUnavailableError as exc:
+            raise PredictorUnavailableError(
+                f"the predictor at {self.base_url} is unreachable: {exc}"
+            ) from exc
+        try:
+            payload: dict[str, Any] = orjson.loads(response.body) if response.body else {}
+        except orjson.JSONDecodeError:
+            payload = {"error": response.body[:200].decode("utf-8", "replace")}
+        if response.status == 503:
+            raise PredictorUnavailableError(
+                f"the predictor at {self.base_url} is not available: {payload.get('error', '')}"
+            )
+        if response.status >= 500:
+            raise UpstreamError(
+                f"the predictor failed ({response.status}): {payload.get('error', '')}"
+            )
+        if response.status >= 400:
+            raise PredictorRefusedError(
+                response.status, payload.get("error", f"the predictor answered {response.status}")
+            )
+        return payload
+
+    async def model_threshold(self, version: str) -> float:
+        """The decision threshold of `version`, asked once per version (it changes with it)."""
+        if version not in self.thresholds:
+            try:
+                meta = await self.get(f"/v2/models/{self.project}/versions/{version}")
+            except PredictorRefusedError:  # switched again meanwhile: the current one is as good
+                meta = await self.get(f"/v2/models/{self.project}")
+            self.thresholds[version] = float(meta.get("parameters", {}).get("threshold", 0.5))
+        return self.thresholds[version]
+
+    async def ready(self) -> bool:
+        return bool((await self.get("/v2/health/ready")).get("ready"))
+
+    async def metadata(self) -> dict[str, Any]:
+        return await self.get(f"/v2/models/{self.project}")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def predictor_client(
+    protocol: str, predictor_url: str, project: str, timeout_s: float
+) -> PredictorCalls:
+    """The client for `protocol`; `predictor_url` is the REST base URL or the gRPC host:port."""
+    if protocol == "v2":
+        return PredictorClient(predictor_url, project, timeout_s)
+    if protocol == "grpc-v2":
+        from serving.grpc_client import GrpcPredictorClient  # grpc only when chosen
+
+        return GrpcPredictorClient(predictor_url, project, timeout_s)
+    raise ValueError(f"predictor protocol '{protocol}' is not one of {', '.join(PROTOCOLS)}")
