@@ -99,6 +99,11 @@ class WriteAheadLog:
                 keys.update(entry["keys"])
         return keys
 
+    @property
+    def next_segment(self) -> int:
+        """The number the next new segment will get: above every existing one."""
+        return self._next
+
     # --- appends --------------------------------------------------------------------
     def _open_new(self) -> None:
         if self._fd is not None:
