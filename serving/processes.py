@@ -55,15 +55,22 @@ def start_server(
     cwd: Path | None = None,
     workers: int = 1,
     predictor_protocol: str = "v2",
+    python: Path | None = None,
 ) -> ServerProcess:
     """`python -m serving <role>` on free loopback ports; returns once it answers.
 
     `predictor_protocol="grpc-v2"`: the role calls `predictor` on its gRPC port.
+    `python`: another venv's interpreter (e.g. `.venv-alibi`); nothing of this
+    process's environment that points at its own venv reaches it.
     """
     port = free_port()
     grpc_port = free_port() if grpc else None
+    child_env = {**os.environ, **env}
+    if python is not None:
+        for leak in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            child_env.pop(leak, None)
     args = [
-        sys.executable,
+        str(python or sys.executable),
         "-m",
         "serving",
         role,
@@ -88,7 +95,7 @@ def start_server(
     process = subprocess.Popen(
         args,
         cwd=cwd or SOURCE_ROOT,
-        env={**os.environ, **env},
+        env=child_env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )

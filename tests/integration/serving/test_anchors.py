@@ -8,7 +8,6 @@ The default venv's explainer answers 422 for anchors (test_serving_bad_input).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 
 from castml.spec import ProjectSpec
-from serving.processes import SOURCE_ROOT, ServerProcess, free_port, start_server
+from serving.processes import SOURCE_ROOT, ServerProcess, start_server
 from tests.unit.serving.support import feature_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,36 +47,6 @@ def alibi_python() -> Path:
     return ALIBI_VENV / "bin" / "python"
 
 
-def start_alibi_explainer(
-    python: Path, env: dict[str, str], log_dir: Path, predictor: ServerProcess
-) -> ServerProcess:
-    """`.venv-alibi/bin/python -m serving explainer`, as `start_server` does from `.venv`."""
-    port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"explainer-alibi-{port}.log"
-    child_env = {**os.environ, **env}
-    for leak in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-        child_env.pop(leak, None)  # nothing of .venv may reach the numpy<2 interpreter
-    args = [str(python), "-m", "serving", "explainer", "--http_port", str(port)]
-    args += ["--model_name", "diecast", "--predictor_host", f"127.0.0.1:{predictor.port}"]
-    process = subprocess.Popen(
-        args, cwd=SOURCE_ROOT, env=child_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    server = ServerProcess("explainer", port, process, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"explainer exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(server.url + "/v2/health/live", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"explainer not live after 90s:\n{log.read_text()[-3000:]}")
-
-
 @dataclass
 class AnchorsStack:
     predictor: ServerProcess
@@ -98,8 +67,12 @@ def anchors_stack(
         )
         servers.append(predictor)
         # Its own home: it downloads the version through mlflow-skinny in .venv-alibi.
-        explainer = start_alibi_explainer(
-            alibi_python, {**env, "CASTML_HOME": str(work / "explainer")}, work / "logs", predictor
+        explainer = start_server(
+            "explainer",
+            {**env, "CASTML_HOME": str(work / "explainer")},
+            work / "logs",
+            predictor=predictor,
+            python=alibi_python,
         )
         servers.append(explainer)
         version = str(httpx.get(f"{predictor.url}/v2/models/diecast").json()["versions"][0])
