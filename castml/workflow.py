@@ -49,7 +49,7 @@ def validate_step(
     store, which every pipeline pod can read) downloaded through `tracking_uri` first.
     """
     from castml.data.loaders import data_hash, load_dataset
-    from castml.data.provenance import data_tags, is_remote
+    from castml.data.provenance import data_tags, is_remote, write_with_lineage
     from castml.data.validation import validated
 
     spec = load_spec(project)
@@ -65,31 +65,55 @@ def validate_step(
             )
         frame = validated(load_dataset(spec, local), spec)
         tags = data_tags(spec, data_path, local)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out_path, index=False)
+    # The tags travel in the file: the split step reads `spec_rows` from them.
+    write_with_lineage(frame, out_path, tags)
     return Validated(data_hash(frame), tags)
 
 
 def split_step(
     project: str, data_path: Path, train_path: Path, validation_path: Path, test_path: Path
 ) -> None:
-    """Stratified (for classification) train / validation / test split, seeded by the spec."""
-    from sklearn.model_selection import train_test_split
+    """Stratified (for classification) train / validation / test split, seeded by the spec.
+
+    A retrain on logged traffic gets the spec's source first, then the logged rows
+    (`castml.data.spec_rows` in the file's lineage). The two parts are split apart: the
+    spec's rows exactly as a run on the spec's source splits them, so the champion,
+    trained on that split, is never scored on rows it was trained on; the logged rows
+    in the same proportions.
+    """
+    from castml.data.provenance import TAG_PREFIX, parquet_lineage
 
     spec = load_spec(project)
     frame = pd.read_parquet(data_path)
-    stratify = frame[spec.target] if spec.is_classification else None
-    rest, test = train_test_split(
-        frame, test_size=spec.split.test, random_state=spec.split.seed, stratify=stratify
-    )
-    share = spec.split.validation / (1 - spec.split.test)
-    stratify = rest[spec.target] if spec.is_classification else None
-    fit, val = train_test_split(
-        rest, test_size=share, random_state=spec.split.seed, stratify=stratify
-    )
+    spec_rows = int(parquet_lineage(data_path).get(f"{TAG_PREFIX}spec_rows", 0))
+    parts = [frame]
+    if 0 < spec_rows < len(frame):
+        parts = [frame.iloc[:spec_rows], frame.iloc[spec_rows:].reset_index(drop=True)]
+    splits = [_split(part, spec) for part in parts]
+    fit, val, test = (pd.concat(pieces, ignore_index=True) for pieces in zip(*splits, strict=True))
     for part, path in ((fit, train_path), (val, validation_path), (test, test_path)):
         path.parent.mkdir(parents=True, exist_ok=True)
         part.reset_index(drop=True).to_parquet(path, index=False)
+
+
+def _split(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[pd.DataFrame, ...]:
+    from sklearn.model_selection import train_test_split
+
+    def stratify(part: pd.DataFrame) -> pd.Series | None:
+        if not spec.is_classification:
+            return None
+        counts = part[spec.target].value_counts()
+        # A few logged rows may hold a class only once: then the split cannot stratify.
+        return part[spec.target] if len(counts) > 1 and counts.min() >= 2 else None
+
+    rest, test = train_test_split(
+        frame, test_size=spec.split.test, random_state=spec.split.seed, stratify=stratify(frame)
+    )
+    share = spec.split.validation / (1 - spec.split.test)
+    fit, val = train_test_split(
+        rest, test_size=share, random_state=spec.split.seed, stratify=stratify(rest)
+    )
+    return fit, val, test
 
 
 def train_step(

@@ -254,6 +254,15 @@ def show_drift(console: Console, result: DriftResult, tracking_uri: str) -> None
 
 def show_challenger(console: Console, tracking_uri: str, project: str) -> None:
     client = registry.client(tracking_uri)
+    versions = registry.list_versions(client, project)
+    newest = versions[-1] if versions else None
+    if newest is not None and not newest.aliases:
+        # The retrain registered a version, and its gate kept @challenger where it was.
+        console.print(
+            f"[yellow]version {newest.version} did not become @challenger[/]: "
+            f"gate {newest.gate or '?'}"
+        )
+        return
     found = registry.alias_version(client, project, registry.CHALLENGER)
     if found is None:
         console.print("[yellow]no @challenger yet[/]")

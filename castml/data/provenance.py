@@ -57,9 +57,14 @@ def read_lineage(path: Path) -> dict[str, str]:
     if path.suffix.lower() not in {".parquet", ".pq"} or not path.is_file():
         return {}
     try:
-        raw = (pq.read_schema(path).metadata or {}).get(LINEAGE_KEY)
+        return parquet_lineage(path)
     except (OSError, pa.ArrowException):
         return {}  # the loader reports an unreadable file with a better message
+
+
+def parquet_lineage(path: Path) -> dict[str, str]:
+    """The lineage in a Parquet file's footer, whatever its name (KFP artifacts have no suffix)."""
+    raw = (pq.read_schema(path).metadata or {}).get(LINEAGE_KEY)
     if raw is None:
         return {}
     found = json.loads(raw)
