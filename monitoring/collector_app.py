@@ -71,14 +71,34 @@ def error_response(exc: CastmlError, retry_after_s: int) -> Response:
 INGEST_PATHS = frozenset({"/", "/v1/events"})
 
 
-async def read_body(receive: Receive) -> bytes | None:
+class BodyTooLargeError(CastmlError):
+    """An ingest body over CASTML_COLLECTOR_MAX_BODY_BYTES; nothing of it was kept."""
+
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than {limit} bytes (CASTML_COLLECTOR_MAX_BODY_BYTES)")
+
+
+def check_declared_length(headers: dict[str, str], limit: int) -> None:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(limit)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body; None if the client went away before sending it."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # a chunked body declares no length
+            raise BodyTooLargeError(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -109,13 +129,14 @@ class CollectorApp:
             await reply(send, 405, b'{"error":"method not allowed"}', {"Allow": "POST"})
 
     async def ingest_event(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await read_body(receive)
-        if body is None:
-            return  # nothing was acknowledged: the sender still holds the event
         settings, core = self._settings, self.collector
         # `events.parse` and `auth.check` look names up in lower case (ASGI only says "should").
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
+            check_declared_length(headers, settings.collector_max_body_bytes)
+            body = await read_body(receive, settings.collector_max_body_bytes)
+            if body is None:
+                return  # nothing was acknowledged: the sender still holds the event
             # The KServe logger sidecar cannot authenticate; in the cluster a
             # NetworkPolicy is the guard for this route (and for this route only).
             if not settings.collector_trust_network_ingest:
@@ -214,8 +235,16 @@ def build_app(
     retry_after = settings.collector_retry_after_s
 
     async def guarded(request: Request) -> tuple[dict[str, str], bytes]:
-        body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
+        limit = settings.collector_max_body_bytes
+        check_declared_length(headers, limit)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLargeError(limit)
+            chunks.append(chunk)
+        body = b"".join(chunks)
         auth.check(headers, body, settings.collector_token, settings.collector_hmac_key)
         return headers, body
 

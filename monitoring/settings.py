@@ -52,6 +52,10 @@ class CollectorSettings(PlatformSettings):
         "written as an orphan.",
     )
     collector_retry_after_s: int = Field(1, description="Retry-After seconds on a 503.")
+    collector_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        description="Larger ingest bodies (events, feedback) answer 413 before they are parsed.",
+    )
     collector_default_project: str = Field(
         "diecast", description="Project of feedback posts that name none."
     )

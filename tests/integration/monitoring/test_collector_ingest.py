@@ -172,3 +172,23 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
         assert collector.metric("castml_collector_events_rejected_total") == 2
     finally:
         collector.stop()
+
+
+def test_oversized_bodies_answer_413_and_keep_nothing(tmp_path: Path) -> None:
+    limit = 4096
+    collector = CollectorProcess(tmp_path, CASTML_COLLECTOR_MAX_BODY_BYTES=str(limit)).start()
+    try:
+        (headers, _), _ = pair("big-1")
+        big = b'{"inputs": [' + b" " * limit + b"]}"
+        answer = collector.post(headers, big)
+        assert answer.status_code == 413 and "CASTML_COLLECTOR_MAX_BODY_BYTES" in answer.text
+        feedback = collector.client.post("/v1/feedback", content=b"[" + b" " * limit + b"]")
+        assert feedback.status_code == 413
+        # A chunked body declares no length: it is counted as it arrives.
+        chunked = collector.client.post(
+            "/", headers=headers, content=iter([big[:3000], big[3000:]])
+        )
+        assert chunked.status_code == 413
+        assert collector.metric("castml_collector_events_received_total") == 0
+    finally:
+        collector.stop()
