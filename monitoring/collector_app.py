@@ -238,13 +238,9 @@ def build_app(
         headers = {k.lower(): v for k, v in request.headers.items()}
         limit = settings.collector_max_body_bytes
         check_declared_length(headers, limit)
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLargeError(limit)
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await read_body(request.receive, limit)
+        if body is None:
+            raise BadFeedbackError("the client went away before sending the whole body")
         auth.check(headers, body, settings.collector_token, settings.collector_hmac_key)
         return headers, body
 

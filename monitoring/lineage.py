@@ -22,7 +22,7 @@ from castml.data.provenance import TAG_PREFIX as DATA_TAG_PREFIX
 from castml.errors import CastmlError
 from monitoring.drift_job import TAG_DATASET_DRIFT, TAG_MODEL_VERSION, TAG_STATUS
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
-from monitoring.window import PREDICTOR
+from monitoring.window import predictor_rows
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -131,10 +131,7 @@ def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
             hit = table.filter(pc.equal(table["request_id"], request_id))
             if hit.num_rows == 0:
                 continue
-            component = hit["component"]
-            predictor = hit.filter(
-                pc.or_kleene(pc.is_null(component), pc.equal(component, PREDICTOR))
-            )
+            predictor = hit.filter(predictor_rows(hit["component"]))
             hit = predictor if predictor.num_rows else hit
             versions = [str(v) for v in hit["model_version"].to_pylist() if v]
             return RequestHit(

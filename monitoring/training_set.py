@@ -46,7 +46,7 @@ from castml.data.validation import validated
 from castml.spec import ProjectSpec, load_spec
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
 from monitoring.policy import PreparedData
-from monitoring.window import PREDICTOR, Window, partition_files, read_labels
+from monitoring.window import Window, partition_files, predictor_rows, read_labels
 
 SOURCE_LOGGED = "logged_traffic+spec"
 LOGGED_REASONS = ("drift", "performance", "schedule")  # manual: what the person names
@@ -137,11 +137,9 @@ def _labelled_rows(
             table = table.filter(pc.and_(pc.greater_equal(times, start), pc.less(times, end)))
             read += table.num_rows
             if "component" in names:
-                component = table["component"]
-                other = pc.and_(pc.is_valid(component), pc.not_equal(component, PREDICTOR))
-                other = pc.fill_null(other, False)
-                _count(dropped, "other_component", pc.sum(other).as_py() or 0)
-                table = table.filter(pc.invert(other))
+                mine = predictor_rows(table["component"])
+                _count(dropped, "other_component", table.num_rows - (pc.sum(mine).as_py() or 0))
+                table = table.filter(mine)
             labelled = pc.is_in(table["request_id"], value_set=labelled_ids)
             _count(dropped, "unlabelled", table.num_rows - (pc.sum(labelled).as_py() or 0))
             frame = table.filter(labelled).to_pandas()

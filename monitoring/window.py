@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from castml.errors import CastmlError
@@ -60,6 +61,11 @@ def _read(files: list[Path]) -> pd.DataFrame | None:
     return pa.concat_tables(
         [pq.read_table(f) for f in files], promote_options="default"
     ).to_pandas()
+
+
+def predictor_rows(component: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Arrow mask of the predictor's rows: named so, or unnamed (the chart's logger is there)."""
+    return pc.or_kleene(pc.is_null(component), pc.equal(component, PREDICTOR))
 
 
 def read_traffic(
