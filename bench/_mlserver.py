@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from serving.processes import free_port
+from castml.cli.local_processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv-mlserver"

@@ -81,9 +81,9 @@ def _start(
 
 
 def _events(pairs: int) -> list[tuple[dict[str, str], bytes]]:
+    from castml.cli.logger_cloudevents import binary_event, v2_request, v2_response
     from castml.data.diecast import generate
     from castml.spec import load_spec
-    from monitoring.payloads import binary_event, v2_request, v2_response
 
     features = load_spec("diecast").feature_names
     x = generate(pairs, 5)[features].to_numpy()

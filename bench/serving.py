@@ -32,10 +32,10 @@ import httpx
 import numpy as np
 
 from bench import _mlserver
+from castml.cli.local_processes import free_port, start_server
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec, load_spec
-from serving.processes import free_port, start_server
-from serving.store import smoke_rows
+from serving.version_store import smoke_rows
 
 DURATION = os.environ.get("CASTML_BENCH_DURATION", "4s")
 ROUNDS = int(os.environ.get("CASTML_BENCH_ROUNDS", "3"))  # ours vs floor, alternating

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from castml.models.metrics import (
+from castml.models.holdout_metrics import (
     GateVerdict,
     apply_gates,
     classification_metrics,

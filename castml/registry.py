@@ -18,31 +18,44 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-ALIASES = (CHAMPION, CHALLENGER)
+# The names live in the protocol; re-exported so that `registry.CHAMPION` keeps reading well.
+from castml.protocol.mlflow_names import (
+    ALIASES,
+    BACKGROUND_ARTIFACT,
+    CHALLENGER,
+    CHAMPION,
+    MODEL_DIR_IN_PYFUNC,
+    MODEL_NAME,
+    REFERENCE_ARTIFACT,
+    REPORT_ARTIFACT,
+    RETRAIN_REASONS,
+    TAG_DATA_HASH,
+    TAG_GATE,
+    TAG_PIPELINE_RUN,
+    TAG_PROMOTED_FROM,
+    TAG_RETRAIN_REASON,
+    experiment_name,
+    monitoring_experiment_name,
+)
 
-TAG_DATA_HASH = "castml.data_hash"
-TAG_PIPELINE_RUN = "castml.pipeline_run_id"
-TAG_GATE = "castml.gate"
-TAG_RETRAIN_REASON = "castml.retrain_reason"
-TAG_PROMOTED_FROM = "castml.promoted_from"
-RETRAIN_REASONS = ("initial", "schedule", "drift", "performance", "manual")
-
-# Inside a run
-MODEL_NAME = "model"  # the logged pyfunc model
-MODEL_DIR_IN_PYFUNC = "artifacts/model"  # the AeGbmModel directory inside the pyfunc
-REFERENCE_ARTIFACT = "reference/reference.parquet"  # drift reference: features, target, score
-BACKGROUND_ARTIFACT = "explainer/background.npy"  # SHAP background, float32 [B, F]
-REPORT_ARTIFACT = "evaluation/report.html"
-
-
-def experiment_name(project: str) -> str:
-    return f"castml/{project}"
-
-
-def monitoring_experiment_name(project: str) -> str:
-    return f"castml/{project}/monitoring"
+__all__ = [
+    "ALIASES",
+    "BACKGROUND_ARTIFACT",
+    "CHALLENGER",
+    "CHAMPION",
+    "MODEL_DIR_IN_PYFUNC",
+    "MODEL_NAME",
+    "REFERENCE_ARTIFACT",
+    "REPORT_ARTIFACT",
+    "RETRAIN_REASONS",
+    "TAG_DATA_HASH",
+    "TAG_GATE",
+    "TAG_PIPELINE_RUN",
+    "TAG_PROMOTED_FROM",
+    "TAG_RETRAIN_REASON",
+    "experiment_name",
+    "monitoring_experiment_name",
+]
 
 
 def ensure_reachable(uri: str, timeout_s: float = 10.0) -> None:

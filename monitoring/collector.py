@@ -291,7 +291,7 @@ class Collector:
     def _plans(
         self, batches: _Batches, failed: _Batches
     ) -> list[tuple[Callable[[], str], list[Any], list[Any]]]:
-        from monitoring.rows import feedback_columns, inference_columns
+        from monitoring.parquet_rows import feedback_columns, inference_columns
 
         plans: list[tuple[Callable[[], str], list[Any], list[Any]]] = []
         groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)

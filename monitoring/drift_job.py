@@ -18,6 +18,12 @@ import pandas as pd
 
 from castml import registry
 from castml.errors import RegistryError
+from castml.protocol.mlflow_names import (
+    TAG_DATASET_DRIFT,
+    TAG_DRIFT_STATUS,
+    TAG_MODEL_VERSION,
+    TAG_PROJECT,
+)
 from castml.spec import ProjectSpec, load_spec
 from monitoring.drift import SCORE, DriftResult, evaluate
 from monitoring.drift_metrics import write_gauges
@@ -28,10 +34,6 @@ if TYPE_CHECKING:
     from evidently.core.report import Snapshot
     from mlflow import MlflowClient
 
-TAG_MODEL_VERSION = "castml.model_version"
-TAG_PROJECT = "castml.project"
-TAG_STATUS = "castml.drift.status"
-TAG_DATASET_DRIFT = "castml.drift.dataset_drift"
 RESULT_ARTIFACT = "drift/result.json"
 
 
@@ -124,7 +126,7 @@ def log_result(
     tags = {
         TAG_PROJECT: result.project,
         TAG_MODEL_VERSION: result.model_version,
-        TAG_STATUS: result.status,
+        TAG_DRIFT_STATUS: result.status,
         TAG_DATASET_DRIFT: str(result.dataset_drift).lower(),
         "mlflow.runName": f"drift-v{result.model_version}-{result.window['end'][:16]}",
     }

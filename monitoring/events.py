@@ -23,11 +23,11 @@ from typing import Any
 import orjson
 
 from castml.errors import CastmlError
-from castml.events import REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_MEDIA
+from castml.protocol.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_MEDIA
 from castml.spec import load_spec
 
 EVENT_TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
-EXTENSIONS = ("inferenceservicename", "namespace", "endpoint", "component")
+from castml.protocol.cloudevents import EXTENSIONS  # noqa: E402
 
 
 class MalformedEventError(CastmlError):

@@ -18,10 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from castml import registry
+from castml.protocol.mlflow_names import TAG_RETRAIN_EVIDENCE, TAG_RETRAIN_RUN
 from monitoring.policy import RetrainPolicy
-
-TAG_EVIDENCE = "castml.retrain_evidence"
-TAG_LOCAL_RUN = "castml.retrain_run_id"
 
 
 class BackgroundLauncher:
@@ -59,7 +57,7 @@ class BackgroundLauncher:
             version = self.run(project, reason, data_path)
             detail = f"succeeded: registered {project} version {version}"
             if self.tag_version is not None:
-                tags = {TAG_LOCAL_RUN: run_id, TAG_EVIDENCE: evidence_uri or ""}
+                tags = {TAG_RETRAIN_RUN: run_id, TAG_RETRAIN_EVIDENCE: evidence_uri or ""}
                 self.tag_version(project, str(version), tags)
         except Exception as exc:
             detail = f"failed: {type(exc).__name__}: {exc}"

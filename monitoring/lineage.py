@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from castml import registry
 from castml.data.provenance import TAG_PREFIX as DATA_TAG_PREFIX
 from castml.errors import CastmlError
-from monitoring.drift_job import TAG_DATASET_DRIFT, TAG_MODEL_VERSION, TAG_STATUS
+from castml.protocol.mlflow_names import TAG_DATASET_DRIFT, TAG_DRIFT_STATUS, TAG_MODEL_VERSION
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
 from monitoring.window import predictor_rows
 
@@ -160,12 +160,12 @@ def drift_reports(client: MlflowClient, project: str, version: str) -> list[Drif
     out: list[DriftReport] = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
-        has_report = tags.get(TAG_STATUS) == "ok"
+        has_report = tags.get(TAG_DRIFT_STATUS) == "ok"
         report = f"{run.info.artifact_uri.rstrip('/')}/drift/drift_report.html"
         out.append(
             DriftReport(
                 run_id=run.info.run_id,
-                status=tags.get(TAG_STATUS, ""),
+                status=tags.get(TAG_DRIFT_STATUS, ""),
                 dataset_drift=tags.get(TAG_DATASET_DRIFT) == "true",
                 drift_share=metrics.get("drift_share"),
                 started_at_ms=int(run.info.start_time or 0),

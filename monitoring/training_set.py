@@ -43,6 +43,7 @@ from castml import registry
 from castml.data.loaders import load_dataset
 from castml.data.provenance import TAG_PREFIX, TAG_SOURCE, write_with_lineage
 from castml.data.validation import validated
+from castml.protocol.mlflow_names import TAG_PROJECT, TAG_RETRAIN_REASON
 from castml.spec import ProjectSpec, load_spec
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
 from monitoring.policy import PreparedData
@@ -268,8 +269,8 @@ class LoggedTrainingData:
         experiment = found.experiment_id if found else client.create_experiment(name)
         tags = {
             **built.lineage(),
-            "castml.project": built.project,
-            "castml.retrain_reason": reason,
+            TAG_PROJECT: built.project,
+            TAG_RETRAIN_REASON: reason,
             "mlflow.runName": f"training-data-{stamp}",
         }
         run = client.create_run(str(experiment), tags=tags)

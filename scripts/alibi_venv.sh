@@ -61,7 +61,7 @@ if ! "$venv/bin/pip" install -q --no-deps -e . >"$requirements_file.log" 2>&1; t
   exit 1
 fi
 # The explainer's imports, alibi's included: a venv that cannot serve is not stamped.
-"$venv/bin/python" -c "import alibi.explainers, mlflow.artifacts, serving.explainer, serving.chart"
+"$venv/bin/python" -c "import alibi.explainers, mlflow.artifacts, serving.explainer, serving.attribution_chart"
 rm -f "$venv"/.installed-*
 touch "$stamp"
 echo "==> $venv ready in $(($(date +%s) - started))s: $("$venv/bin/python" -c \

@@ -53,19 +53,19 @@ def main(argv: list[str] | None = None) -> None:
         overrides["predictor_protocol"] = args.predictor_protocol
     settings = serving_settings(**overrides)
     if args.role == "predictor":
-        from serving.lean_imports import import_lightgbm_without_extras
+        from serving.lightgbm_import import import_lightgbm_without_extras
 
         import_lightgbm_without_extras()  # before anything imports lightgbm
     from serving.server import serve
 
     if args.role == "predictor":
         if args.workers > 1:
-            from serving.pin import PIN_DIR_ENV, WORKERS_ENV
+            from serving.worker_pin import PIN_DIR_ENV, WORKERS_ENV
 
             os.environ["CASTML_PROJECT"] = settings.project
             os.environ["CASTML_GRPC_PORT"] = str(args.grpc_port)
             os.environ[WORKERS_ENV] = str(args.workers)
-            factory = "serving.lean_imports:predictor_from_env"
+            factory = "serving.lightgbm_import:predictor_from_env"
             # The workers' shared pin (serving/pin.py) lives as long as this server.
             with tempfile.TemporaryDirectory(prefix="castml-pin-") as pin_dir:
                 os.environ[PIN_DIR_ENV] = pin_dir

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from serving.errors import BadRequestError, MethodUnavailableError
-from serving.store import ServedModel
+from serving.version_store import ServedModel
 
 METHOD = "anchors"
 DEFAULT_THRESHOLD = 0.95

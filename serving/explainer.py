@@ -14,19 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from castml.protocol.v2_tensors import features_matrix, tensors_from_json
 from castml.spec import load_spec
+from castml.web.asgi import App, Request, Response, json_response
 from serving import anchors
-from serving.asgi import App, Request, Response, json_response
-from serving.codec import features_matrix, tensors_from_json
 from serving.errors import BadRequestError, MethodUnavailableError, NotFoundError
 from serving.metrics import ServerMetrics
+from serving.model_slot import ModelSlot
 from serving.predictor_client import PredictorClient
 from serving.server import version_source
 from serving.settings import ServingSettings
 from serving.shapley import shapley
-from serving.slot import ModelSlot
-from serving.store import ServedModel
 from serving.validation import FeatureValidator
+from serving.version_store import ServedModel
 
 METHOD = "shap-permutation-antithetic"
 MAX_INSTANCES = 16
@@ -155,7 +155,7 @@ class Explainer:
             "permutations": permutations,
         }
         if chart:
-            from serving.chart import attribution_png
+            from serving.attribution_chart import attribution_png
 
             body["chart_png_base64"] = attribution_png(
                 top,
@@ -203,7 +203,7 @@ def explainer_app(settings: ServingSettings, project: str | None = None) -> App:
     app.route("GET", "/metrics", e.metrics_endpoint)
 
     async def warm() -> None:
-        import serving.chart  # noqa: F401  matplotlib's import would otherwise land on a request
+        import serving.attribution_chart  # noqa: F401  matplotlib's import would otherwise land on a request
 
     app.on_startup.append(warm)
     app.on_shutdown.append(e.predictor.close)

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from serving.codec import NUMERIC
+from castml.protocol.v2_tensors import NUMERIC
 from serving.errors import PredictorRefusedError, PredictorUnavailableError, UpstreamError
 from serving.predictor_client import InferReply
 from serving.v2_proto import CONTENTS_FIELD, HTTP_STATUS, SERVICE, load_pb2

@@ -16,12 +16,12 @@ import grpc
 import numpy as np
 
 import castml
-from serving.asgi import new_request_id
-from serving.codec import NUMERIC, V2_DATATYPE, Tensor, features_matrix
+from castml.protocol.v2_tensors import NUMERIC, V2_DATATYPE, Tensor, features_matrix
+from castml.web.asgi import new_request_id
 from serving.errors import BadRequestError, NotFoundError, ServingError
 from serving.predictor import Predictor, model_metadata
-from serving.store import ServedModel
 from serving.v2_proto import CONTENTS_FIELD, SERVICE, STATUS_CODE, load_pb2
+from serving.version_store import ServedModel
 
 
 def _tensor(raw_input: Any, raw: bytes | None) -> Tensor:

@@ -7,7 +7,7 @@ collector as two binary-mode CloudEvents, the request and the response, sharing 
 `predictor`); the transformer logs its own public bodies (component `transformer`)
 under the same id, since it forwards its request id to the predictor. The request
 thread only enqueues (a
-`castml.events.EventSender` per process delivers, with retries, from a bounded
+`castml.cloudevent_sender.EventSender` per process delivers, with retries, from a bounded
 queue); a full queue refuses the event, never the request, and the refusal shows on
 `/metrics` as `castml_logger_events_refused_total`. Unset, none of this is built and
 the hot path pays one `is None` test.
@@ -23,8 +23,8 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from castml.events import EventSender
-from serving.codec import output_json
+from castml.cloudevent_sender import EventSender
+from castml.protocol.v2_tensors import output_json
 from serving.metrics import ServerMetrics
 from serving.settings import ServingSettings
 

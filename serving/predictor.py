@@ -12,23 +12,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import castml
-from castml.spec import ProjectSpec
-from serving.asgi import App, Request, Response, json_response, new_request_id
-from serving.codec import (
+from castml.protocol.v2_tensors import (
     BINARY_HEADER,
     features_matrix,
     output_json,
     requested_outputs,
     tensors_from_json,
 )
+from castml.spec import ProjectSpec
+from castml.web.asgi import App, Request, Response, json_response, new_request_id
 from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
-from serving.slot import MicroBatcher, ModelSlot
-from serving.store import ServedModel
+from serving.model_slot import MicroBatcher, ModelSlot
+from serving.version_store import ServedModel
 
 if TYPE_CHECKING:
     from serving.payload_log import PayloadLog
-    from serving.pin import SharedPin
+    from serving.worker_pin import SharedPin
 
 SERVER_NAME = "castml-predictor"
 VERSION_HEADER = b"x-model-version"

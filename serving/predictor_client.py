@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
-from serving.codec import NUMERIC
+from castml.protocol.v2_tensors import NUMERIC
 from serving.errors import PredictorRefusedError, PredictorUnavailableError, UpstreamError
 from serving.http_client import LeanHttpClient, UpstreamUnavailableError
 

@@ -28,7 +28,8 @@ import httpx
 import orjson
 
 from castml import isvc
-from serving.asgi import App, Request, Response, json_response
+from castml.protocol.mlflow_names import CHAMPION
+from castml.web.asgi import App, Request, Response, json_response
 from serving.errors import (
     BadRequestError,
     ServingError,
@@ -36,14 +37,13 @@ from serving.errors import (
     WebhookRejectedError,
 )
 from serving.settings import RolloutSettings
-from serving.store import RegistryStore
+from serving.version_store import RegistryStore
 
 log = logging.getLogger("serving.rollout")
 
 SIGNATURE_HEADER = "x-mlflow-signature"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
 DELIVERY_HEADER = "x-mlflow-delivery-id"
-CHAMPION = "champion"
 TAG_PREFIX = "deployed."
 
 

@@ -10,13 +10,13 @@ from typing import Any
 import uvicorn
 
 from castml.spec import load_spec
-from serving.asgi import App
+from castml.web.asgi import App
 from serving.metrics import ServerMetrics
-from serving.pin import SharedPin
+from serving.model_slot import ModelSlot
 from serving.predictor import Predictor, build_app
 from serving.settings import ServingSettings, serving_settings
-from serving.slot import ModelSlot
-from serving.store import LocalStore, RegistryStore, VersionSource
+from serving.version_store import LocalStore, RegistryStore, VersionSource
+from serving.worker_pin import SharedPin
 
 log = logging.getLogger("serving")
 

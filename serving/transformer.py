@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from castml.protocol.v2_tensors import features_matrix, output_json, tensors_from_json
 from castml.spec import load_spec
-from serving.asgi import App, Request, Response, json_response, new_request_id
-from serving.codec import features_matrix, output_json, tensors_from_json
+from castml.web.asgi import App, Request, Response, json_response, new_request_id
 from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
 from serving.predictor_client import InferReply, predictor_client

@@ -21,7 +21,7 @@ from castml.mlflow_server import ServerLayout
 from castml.settings import PipelineSettings
 
 if TYPE_CHECKING:
-    from monitoring.demo import LoggedServing, ServeWithLogger
+    from castml.cli.monitoring_demo import LoggedServing, ServeWithLogger
 
 
 def demo(
@@ -55,7 +55,7 @@ def demo(
 
 def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:
     try:
-        from serving.demo import run_serving_demo
+        from castml.cli.serving_demo import run_serving_demo
     except ImportError:
         console.print(
             "[yellow]serving is not installed in this build; skipping the serving part[/]"
@@ -77,8 +77,8 @@ def logged_serving(uri: str, project: str, home: Path) -> ServeWithLogger:
     Its own, not the serving part's: that one's rollout traffic (one record, over and
     over) would be logged into the drift window too.
     """
-    from monitoring.demo import LoggedServing
-    from serving.demo import logged_stack
+    from castml.cli.monitoring_demo import LoggedServing
+    from castml.cli.serving_demo import logged_stack
 
     @contextmanager
     def serve(logger_url: str, token: str) -> Iterator[LoggedServing]:
@@ -92,8 +92,8 @@ def logged_serving(uri: str, project: str, home: Path) -> ServeWithLogger:
 
 def _monitoring_part(uri: str, project: str, settings: PipelineSettings, profile: str) -> None:
     try:
-        from monitoring.demo import run_monitoring_demo
-        from serving.demo import logged_stack  # noqa: F401  (the traffic goes through serving)
+        from castml.cli.monitoring_demo import run_monitoring_demo
+        from castml.cli.serving_demo import logged_stack  # noqa: F401  (the traffic goes through serving)
     except ImportError:
         console.print(
             "[yellow]monitoring or serving is not installed in this build; "

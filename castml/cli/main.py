@@ -35,7 +35,7 @@ GROUPS = [
     ("data_cmd", "data", "Generate and validate data sets."),
     ("serve_cmd", "serve", "Run the predictor, transformer and explainer."),
     ("rollout_cmd", "rollout", "Keep serving on the version behind @champion."),
-    ("monitor_cmd", "drift", "Run drift jobs over the logged traffic."),
+    ("drift_cmd", "drift", "Run drift jobs over the logged traffic."),
     ("retrain_cmd", "retrain", "Ask the retrain policy for a new training run."),
     ("collector_cmd", "collector", "Run the payload collector."),
     ("lineage_cmd", "lineage", "Show a model version's lineage."),

@@ -74,8 +74,8 @@ def explainer(
 @app.command()
 def demo() -> None:
     """Start all three on 127.0.0.1, predict, explain, and switch @champion under traffic."""
+    from castml.cli.serving_demo import run_serving_demo
     from castml.settings import PlatformSettings
-    from serving.demo import run_serving_demo
 
     settings = PlatformSettings()
     run_serving_demo(settings.tracking_uri, "diecast", settings.home)

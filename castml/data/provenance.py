@@ -17,12 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from castml.protocol.mlflow_names import TAG_DATA_PREFIX, TAG_DATA_SOURCE, TAG_DATA_URI
 from castml.spec import ProjectSpec
 
 LINEAGE_KEY = b"castml.lineage"
-TAG_PREFIX = "castml.data."
-TAG_SOURCE = f"{TAG_PREFIX}source"
-TAG_URI = f"{TAG_PREFIX}uri"
+TAG_PREFIX, TAG_SOURCE, TAG_URI = TAG_DATA_PREFIX, TAG_DATA_SOURCE, TAG_DATA_URI
 MAX_TAG_CHARS = 4000  # MLflow refuses version tag values over 5000 characters
 
 # Remote data locations the validate step downloads through MLflow before reading.

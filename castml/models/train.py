@@ -17,7 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from castml.models.metrics import tune_threshold
+from castml.models.holdout_metrics import tune_threshold
 from castml.runtime.ae_gbm import Manifest
 from castml.runtime.encoder import NumpyEncoder
 from castml.spec import ProjectSpec

@@ -8,7 +8,7 @@ import torch
 
 from castml.data.diecast import generate
 from castml.models.autoencoder import AutoEncoder, Encoder
-from castml.models.metrics import apply_gates, tune_threshold
+from castml.models.holdout_metrics import apply_gates, tune_threshold
 from castml.models.train import BaselineModel, train
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.runtime.encoder import NumpyEncoder

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from castml.cli.logger_cloudevents import binary_event, structured_event, v2_request, v2_response
 from castml.data.diecast import generate
 from castml.spec import load_spec
-from monitoring.payloads import binary_event, structured_event, v2_request, v2_response
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "test-token"

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from collector_process import FEATURES, TOKEN, CollectorProcess, pair, read_logs, shots
 
+from castml.cli.logger_cloudevents import binary_event, v2_request
 from monitoring.auth import sign
-from monitoring.payloads import binary_event, v2_request
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from castml.cli.demo_cmd import logged_serving
-from monitoring.demo import DRIFTED_ROWS, NORMAL_ROWS, run_monitoring_demo
+from castml.cli.monitoring_demo import DRIFTED_ROWS, NORMAL_ROWS, run_monitoring_demo
 from tests.integration.monitoring.collector_process import read_logs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

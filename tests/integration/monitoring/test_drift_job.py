@@ -10,10 +10,11 @@ import pytest
 from collector_process import FEATURES, CollectorProcess, read_logs
 
 from castml import registry
+from castml.cli.logger_cloudevents import binary_event, v2_request, v2_response
 from castml.data.diecast import generate
+from castml.protocol.mlflow_names import TAG_DRIFT_STATUS, TAG_MODEL_VERSION
 from castml.spec import load_spec
-from monitoring.drift_job import TAG_MODEL_VERSION, TAG_STATUS, run_drift
-from monitoring.payloads import binary_event, v2_request, v2_response
+from monitoring.drift_job import run_drift
 from monitoring.settings import DriftSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -67,7 +68,8 @@ def test_an_empty_window_is_insufficient_data_not_an_error(
     assert result.status == "insufficient_data" and result.rows["current"] == 0
     assert not result.dataset_drift and result.report_uri is None
     assert (
-        _run_tags(registered_diecast.uri, result.mlflow_run_id)[TAG_STATUS] == "insufficient_data"
+        _run_tags(registered_diecast.uri, result.mlflow_run_id)[TAG_DRIFT_STATUS]
+        == "insufficient_data"
     )
     gauges = (tmp_path / "metrics" / "drift-diecast.prom").read_text()
     assert "castml_drift_insufficient_data" in gauges

@@ -1,4 +1,4 @@
-"""castml.events.EventSender against the real collector: delivery, back-pressure, refusals."""
+"""EventSender (castml.cloudevent_sender) against the real collector: delivery, back-pressure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import orjson
 import pytest
 from collector_process import FEATURES, TOKEN, CollectorProcess, read_logs, shots
 
-from castml.events import EventSender
-from monitoring.payloads import v2_request, v2_response
+from castml.cli.logger_cloudevents import v2_request, v2_response
+from castml.cloudevent_sender import EventSender
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from castml.cli.local_processes import ServerProcess, start_server
 from castml.spec import ProjectSpec, load_spec
-from serving.processes import ServerProcess, start_server
 from tests.unit.serving.support import build_store
 
 Server = ServerProcess

@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
+from castml.cli.local_processes import SOURCE_ROOT, ServerProcess, start_server
 from castml.spec import ProjectSpec
-from serving.processes import SOURCE_ROOT, ServerProcess, start_server
 from tests.unit.serving.support import feature_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

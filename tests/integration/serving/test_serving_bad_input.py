@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from castml.spec import ProjectSpec, load_spec
-from serving.store import smoke_rows
+from serving.version_store import smoke_rows
 from tests.integration.serving.conftest import Stack
 from tests.unit.serving.support import valid_record
 

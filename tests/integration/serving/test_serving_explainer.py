@@ -68,7 +68,7 @@ def test_explainer_validates_like_the_transformer(stack: Stack, spec: ProjectSpe
     )
     assert (
         response.status_code == 400
-        and response.json()["problems"][0]["field"] == "Process_Temperature"
+        and response.json()["details"][0]["field"] == "Process_Temperature"
     )
     response = httpx.post(
         f"{stack.explainer.url}/v1/models/diecast:explain",

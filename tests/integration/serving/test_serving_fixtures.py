@@ -35,5 +35,5 @@ def test_fixture(stack: Stack, server: str, path: str, fixture: str, status: int
     response = httpx.post(getattr(stack, server).url + path, json=load(fixture), timeout=60)
     assert response.status_code == status, response.text
     if status == 400:
-        fields = {p["field"] for p in response.json()["problems"]}
+        fields = {p["field"] for p in response.json()["details"]}
         assert fields == {"Process_Pressure", "Sensor_Vibration", "Colour"}

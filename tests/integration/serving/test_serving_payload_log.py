@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 
+from castml.cli.local_processes import ServerProcess, free_port, start_server
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
-from serving.processes import ServerProcess, free_port, start_server
 from tests.integration.monitoring.collector_process import TOKEN, CollectorProcess, read_logs
 from tests.integration.serving.conftest import Stack
 from tests.unit.serving.support import feature_rows

@@ -17,7 +17,7 @@ from mlflow.webhooks.delivery import _generate_hmac_signature
 from castml import registry
 from serving.rollout import EmbeddedTarget, Reconciler, event_body, webhook_app
 from serving.settings import rollout_settings
-from serving.store import BACKGROUND_FILE, COMPLETE_MARKER
+from serving.version_store import BACKGROUND_FILE, COMPLETE_MARKER
 from tests.integration.serving.conftest import Server, start_server
 from tests.unit.serving.support import valid_record
 

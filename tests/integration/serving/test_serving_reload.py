@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from castml.cli.local_processes import start_server
 from castml.spec import ProjectSpec
-from serving.processes import start_server
-from serving.store import smoke_rows
+from serving.version_store import smoke_rows
 from tests.integration.serving.conftest import Server
 from tests.unit.serving.support import BROKEN_VERSION, WRONG_FEATURES_VERSION
 

@@ -80,7 +80,7 @@ def test_validation_names_every_field(stack: Stack, spec: ProjectSpec) -> None:
     record["Bogus"] = 1
     response = predict(stack, {"features": record})
     assert response.status_code == 400
-    problems = {p["field"]: p["problem"] for p in response.json()["problems"]}
+    problems = {p["field"]: p["problem"] for p in response.json()["details"]}
     assert problems["Process_Pressure"] == "missing"
     assert "unknown" in problems["Bogus"]
     assert "must be a number" in problems["Sensor_Vibration"]
@@ -88,7 +88,7 @@ def test_validation_names_every_field(stack: Stack, spec: ProjectSpec) -> None:
     record = valid_record(spec)
     record["Process_Temperature"] = 9999
     problems = {
-        p["field"]: p["problem"] for p in predict(stack, {"features": record}).json()["problems"]
+        p["field"]: p["problem"] for p in predict(stack, {"features": record}).json()["details"]
     }
     assert "outside the physical bounds" in problems["Process_Temperature"]
 

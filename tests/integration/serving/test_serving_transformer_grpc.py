@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from castml.cli.local_processes import ServerProcess, free_port, start_server
 from castml.spec import ProjectSpec
-from serving.processes import ServerProcess, free_port, start_server
 from tests.integration.serving.conftest import Stack
 from tests.unit.serving.support import valid_record
 

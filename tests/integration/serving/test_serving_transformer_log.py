@@ -18,10 +18,10 @@ import httpx
 import numpy as np
 import pytest
 
+from castml.cli.local_processes import ServerProcess, start_server
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
 from monitoring.window import Window, read_labels, read_traffic
-from serving.processes import ServerProcess, start_server
 from tests.integration.monitoring.collector_process import TOKEN, CollectorProcess, read_logs
 from tests.unit.serving.support import valid_record
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from castml.cli.logger_cloudevents import binary_event, v2_response
 from monitoring import events
 from monitoring.collector import Collector
 from monitoring.collector_app import event_record, feedback_record, spec_features
-from monitoring.payloads import binary_event, v2_response
 from monitoring.settings import CollectorSettings
 
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from castml.cli.logger_cloudevents import binary_event
 from castml.spec import load_spec
 from monitoring import events
 from monitoring.collector_app import event_record
-from monitoring.payloads import binary_event
 
 FEATURES = load_spec("diecast").feature_names
 

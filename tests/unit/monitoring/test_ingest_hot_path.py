@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 import pytest
 
+from castml.cli.logger_cloudevents import binary_event, v2_request, v2_response
 from monitoring import events
 from monitoring.collector import Held
 from monitoring.collector_app import build_app
 from monitoring.group_commit import GroupCommit
-from monitoring.payloads import binary_event, v2_request, v2_response
-from monitoring.rows import inference_columns
+from monitoring.parquet_rows import inference_columns
 from monitoring.settings import CollectorSettings
 from monitoring.wal import WriteAheadLog
 

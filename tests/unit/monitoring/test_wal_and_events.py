@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from castml.cli.logger_cloudevents import binary_event, structured_event, v2_request
 from monitoring import events
-from monitoring.payloads import binary_event, structured_event, v2_request
 from monitoring.wal import WriteAheadLog
 
 

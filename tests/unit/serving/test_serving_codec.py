@@ -9,8 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from castml.protocol.v2_tensors import (
+    features_matrix,
+    output_json,
+    requested_outputs,
+    tensors_from_json,
+)
 from castml.spec import ProjectSpec
-from serving.codec import features_matrix, output_json, requested_outputs, tensors_from_json
 from serving.errors import BadRequestError
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.errors import BadRequestError
+from castml.web.errors import BadRequestError
 
 NUMERIC: dict[str, np.dtype[Any]] = {
     "FP16": np.dtype(np.float16),

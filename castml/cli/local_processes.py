@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m serving` resolves
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # where `python -m serving` resolves
 
 
 def free_port() -> int:

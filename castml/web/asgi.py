@@ -1,13 +1,16 @@
-"""A lean ASGI layer: routing, bounded body reading, orjson replies, one error handler.
+"""The lean ASGI core: routing, bounded body reading, orjson replies, the error contract.
 
 Why not Starlette or kserve's ModelServer: on this machine they cost 0.1-1 ms per
-request, more than the model itself (DESIGN.md §8). This is the minimum a v2 server
-needs, and nothing else runs on the hot path.
+request, more than the model itself (DESIGN.md §8). This is the minimum a hot-path
+server needs (predictor, transformer, explainer, the collector's ingest, the rollout
+receiver), and nothing else runs on the hot path. Errors answer through
+`castml.web.errors.error_parts`, the same contract the Starlette/FastAPI apps use.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import uuid
@@ -17,12 +20,14 @@ from typing import Any
 
 import orjson
 
-from serving.errors import (
+from castml.web.errors import (
+    BadRequestError,
     EmptyBodyError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
-    ServingError,
+    UnsupportedMediaTypeError,
+    error_parts,
 )
 
 log = logging.getLogger(__name__)
@@ -44,15 +49,9 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
-        """The body as JSON; an empty or malformed body is the caller's error (400)."""
-        from serving.errors import BadRequestError
-
-        if not self.body.strip():
-            raise EmptyBodyError()
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequestError(f"the request body is not valid JSON: {exc}") from None
+        """The body as JSON (see `parse_json`); a wrong Content-Type is 415."""
+        check_json_content_type(self.headers)
+        return parse_json(self.body)
 
 
 @dataclass
@@ -70,11 +69,44 @@ def json_response(
 
 
 def error_response(exc: BaseException) -> Response:
-    """The one place an exception becomes an HTTP answer."""
-    if isinstance(exc, ServingError):
-        return json_response(exc.body(), exc.status_code)
-    log.exception("unhandled error", exc_info=exc)
-    return json_response({"error": "internal server error"}, 500)
+    """An exception as an answer, through the one error contract (`error_parts`)."""
+    status, body, headers = error_parts(exc)
+    return Response(body, status, JSON, [(k.encode(), v.encode()) for k, v in headers.items()])
+
+
+# What a JSON endpoint accepts; no Content-Type at all is taken as JSON (curl -d sends a
+# form type, so clients that forget the header are common, and the body still must parse).
+JSON_MEDIA_TYPES = frozenset({"application/json", "application/cloudevents+json", ""})
+
+
+def check_json_content_type(headers: dict[str, str]) -> None:
+    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media in JSON_MEDIA_TYPES or media.endswith("+json"):
+        return
+    # The v2 binary tensor extension: a JSON header, then raw tensor bytes.
+    if media != "application/octet-stream" or "inference-header-content-length" not in headers:
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {media!r} is not accepted here; send application/json"
+        )
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON; an empty or malformed body is the caller's error (400).
+
+    `NaN`, `Infinity` and `-Infinity` tokens (what Python's `json.dumps` writes) are
+    read as floats rather than refused as bad JSON, so that the field validation that
+    follows names the field that holds them. orjson refuses them, so only such a body
+    pays for the second, stdlib parse.
+    """
+    if not body.strip():
+        raise EmptyBodyError()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequestError(f"the request body is not valid JSON: {exc}") from None
 
 
 # Ids for requests that bring none: unique per process by a random prefix, then a counter
@@ -85,6 +117,62 @@ _ID_COUNTER = itertools.count()
 
 def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
+class ClientGoneError(BadRequestError):
+    """The client went away before sending the whole body; nothing of it was kept."""
+
+    def __init__(self) -> None:
+        super().__init__("the client went away before sending the whole body")
+
+
+async def read_body(
+    headers: dict[str, str], receive: Receive, limit: int, setting: str = ""
+) -> bytes:
+    """The whole request body, refused with 413 past `limit` bytes before it is all read.
+
+    A declared Content-Length over the limit is refused before any byte is read; a
+    chunked body (it declares none) is counted as it arrives. `headers` has lower-case
+    names. Raises `ClientGoneError` when the client disconnects mid-body.
+    """
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(limit, setting)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGoneError()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(limit, setting)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def header_dict(scope: Scope) -> dict[str, str]:
+    """Request headers with lower-case names; values decoded as UTF-8 where they are.
+
+    RFC 9110 says latin-1, but clients send UTF-8 ids (an `x-request-id` in Korean):
+    decoding those as latin-1 and echoing them back garbles them.
+    """
+    out: dict[str, str] = {}
+    for raw_key, raw_value in scope["headers"]:
+        try:
+            value = raw_value.decode()
+        except UnicodeDecodeError:
+            value = raw_value.decode("latin-1")
+        out[raw_key.decode("latin-1").lower()] = value
+    return out
+
+
+def encode_header(value: str) -> bytes:
+    """A header value as bytes: UTF-8, the inverse of `header_dict`."""
+    return value.encode()
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -133,9 +221,7 @@ class App:
             raise NotFoundError(f"no route {path}")
         handler = methods.get(method)
         if handler is None:
-            raise MethodNotAllowedError(
-                f"{method} is not allowed on {path} (use {', '.join(methods)})"
-            )
+            raise MethodNotAllowedError(method, path, list(methods))
         return handler, params
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,29 +249,13 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLargeError(self.max_body_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise PayloadTooLargeError(self.max_body_bytes)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = header_dict(scope)
         try:
             handler, params = self._resolve(scope["method"], scope["path"])
-            body = await self._read_body(headers, receive) if scope["method"] != "GET" else b""
+            body = b""
+            if scope["method"] != "GET":
+                body = await read_body(headers, receive, self.max_body_bytes)
             response = await handler(Request(scope["method"], scope["path"], headers, body, params))
         except Exception as exc:
             response = error_response(exc)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 
+from castml.cli.local_processes import ServerProcess, start_server
 from castml.spec import load_spec
-from serving.processes import ServerProcess, start_server
 from serving.rollout import EmbeddedTarget, Reconciler
 from serving.settings import rollout_settings
-from serving.store import smoke_rows
+from serving.version_store import smoke_rows
 
 
 @dataclass

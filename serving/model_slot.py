@@ -16,7 +16,7 @@ import numpy as np
 from castml.spec import ProjectSpec
 from serving.errors import LoadInProgressError, NotReadyError
 from serving.metrics import ServerMetrics
-from serving.store import ServedModel, VersionSource, load_version
+from serving.version_store import ServedModel, VersionSource, load_version
 
 
 @dataclass

@@ -111,7 +111,7 @@ def start_collector(home: Path, tracking_uri: str) -> CollectorHandle:
     log = (home / "collector.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "monitoring", "collector", "--port", str(port)],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=log,
         stderr=log,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from castml.events import REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_MEDIA
+from castml.protocol.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_MEDIA
 
 
 def v2_request(

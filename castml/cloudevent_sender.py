@@ -24,9 +24,8 @@ from typing import Any
 
 import httpx
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
-STRUCTURED_MEDIA = "application/cloudevents+json"
+from castml.protocol.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, SPEC_VERSION
+
 _STOP = object()
 
 
@@ -103,7 +102,7 @@ class EventSender:
 
     def _emit(self, ce_type: str, event_id: str, payload: bytes) -> bool:
         headers = {
-            "ce-specversion": "1.0",
+            "ce-specversion": SPEC_VERSION,
             "ce-id": event_id,
             "ce-type": ce_type,
             "ce-source": self.source,

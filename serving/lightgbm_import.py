@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from serving.asgi import App  # no lightgbm behind it
+from castml.web.asgi import App  # no lightgbm behind it
 
 OPTIONAL = ("sklearn", "pandas")
 

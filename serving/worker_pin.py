@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.slot import ModelSlot
+from serving.model_slot import ModelSlot
 
 log = logging.getLogger(__name__)
 
