@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards compile bench anchors-venv clean kind-up images kind-deploy e2e
+.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards chart-docs alerts compile bench anchors-venv clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,15 +46,29 @@ typecheck: setup  ## mypy (strict on serving/ and monitoring/)
 dashboards:  ## copy monitoring/dashboards into the chart (Helm reads only its own files)
 	cp monitoring/dashboards/*.json charts/castml/dashboards/
 
+CHART := charts/castml
+chart-docs: tools  ## the chart's README values table and schema descriptions, from values.yaml's @param comments
+	.tools/node/node_modules/.bin/readme-generator --values $(CHART)/values.yaml --readme $(CHART)/README.md
+	node scripts/chart-docs/descriptions.js $(CHART)/values.yaml > .tools/chart-descriptions.json
+	$(PYTHON) scripts/chart-docs/schema_descriptions.py $(CHART)/values.schema.json \
+		.tools/chart-descriptions.json --copy 'serving.defaults=projects.<name>'
+
+alerts: setup  ## monitoring/alerts/castml-rules.yaml from the project specs, copied into the chart
+	$(BIN)/castml alerts write --out-dir monitoring/alerts
+	mkdir -p $(CHART)/alerts && cp monitoring/alerts/castml-rules.yaml $(CHART)/alerts/
+
 compile: setup  ## regenerate pipelines/compiled/*.yaml
 	$(BIN)/castml pipeline compile
 
-check: lint typecheck dashboards  ## what CI runs before the tests: lint, types, generated files up to date
+check: lint typecheck dashboards chart-docs alerts  ## what CI runs before the tests: lint, types, layering, generated files up to date
+	$(BIN)/lint-imports  # DESIGN.md §3: faces > rooms (independent) > core (pyproject [tool.importlinter])
 	$(BIN)/castml pipeline compile
 	git diff --exit-code -- pipelines/compiled charts/castml/dashboards
+	git diff --exit-code -- $(CHART)/README.md $(CHART)/values.schema.json
+	git diff --exit-code -- monitoring/alerts $(CHART)/alerts
 
-bench: setup  ## benchmarks: ratios against a peer measured in the same run (needs wrk)
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+bench: setup  ## benchmarks: ratios against a peer measured in the same run (needs wrk, h2load)
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk nghttp2-client; }
 	$(BIN)/python -m bench
 
 anchors-venv:  ## .venv-alibi: the explainer with method "anchors" (alibi: BSL, numpy<2)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from castml.cli.local_processes import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
@@ -57,12 +58,6 @@ async def raw_app(
         }
     )
     await send({"type": "http.response.body", "body": b'{"status":"accepted"}'})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(
@@ -182,7 +177,7 @@ def bench_ingest(seconds: int = INGEST_S) -> dict[str, Any]:
             "CASTML_COLLECTOR_ORPHAN_S": "1",  # a half cut off at wrk's end leaves as an orphan
             "CASTML_RETRAIN_TOKEN": "",
         }
-        command = [sys.executable, "-m", "monitoring", "collector", "--port", str(port)]
+        command = [sys.executable, "-m", "castml.cli.main", "collector", "run", "--port", str(port)]
         collector = _start(command, env, port, "/healthz")
         try:
             col_rate, refused = _wrk(f"http://127.0.0.1:{port}/", seconds)

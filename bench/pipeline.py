@@ -15,18 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from castml.cli.local_processes import free_port as _free_port
 from castml.evaluation import Evaluation
 from castml.mlflow_server import ServerLayout, start, stop_process
 
 TARGET = 1.15
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

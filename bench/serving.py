@@ -1,10 +1,12 @@
 """Serving: our predictor vs a raw-ASGI fixed-reply floor (and MLServer 1.7.1 when its venv
 exists), over v2 REST on loopback with wrk; the explainer vs shap.KernelExplainer.
 
-Targets (issue 3): req/s at 8 connections >= 5x MLServer and >= 0.25x the floor; p50 at 1
+Targets: req/s at 8 connections >= 5x MLServer and >= 0.25x the floor; p50 at 1
 connection <= 3x the floor; rows/s on 64-row bodies >= 0.5x in-process; transformer +
 predictor p50 <= 2.5x the predictor; explainer p50 <= 0.1x KernelExplainer; ready after
-start with a cached model <= 2 s; predictor RSS <= 0.5x MLServer's.
+start with a cached model <= 2 s; predictor RSS <= 0.5x MLServer's; v2 gRPC infer at 8
+connections >= REST's req/s, the same 1-row request, loaded by h2load (nghttp2's HTTP/2
+load generator, C like wrk) posting one gRPC-framed `ModelInferRequest`.
 
 The peer is MLServer 1.7.1 + mlserver-mlflow in `.venv-mlserver` (built on first use by
 `bench/_mlserver.py`), serving the same model version: it is registered in a local
@@ -64,6 +66,66 @@ def wrk(url: str, body: bytes, connections: int) -> dict[str, float]:
         "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else float("nan"),
         "non2xx": float(errors.group(1)) if errors else 0.0,
     }
+
+
+def grpc_infer_frame(x: np.ndarray) -> bytes:
+    """One length-prefixed gRPC message: a `ModelInferRequest` of `x` as raw FP32."""
+    from serving.v2_proto import load_pb2
+
+    request = load_pb2().ModelInferRequest(model_name="diecast", id="bench")
+    request.inputs.add(name="features", datatype="FP32", shape=list(x.shape))
+    request.raw_input_contents.append(np.ascontiguousarray(x, dtype="<f4").tobytes())
+    message = request.SerializeToString()
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def check_grpc_frame(port: int, frame: bytes) -> None:
+    """The bench's bytes get a real answer (h2load counts a gRPC error as a success)."""
+    import grpc
+
+    from serving.v2_proto import SERVICE, load_pb2
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            f"/{SERVICE}/ModelInfer",
+            request_serializer=lambda b: b,
+            response_deserializer=load_pb2().ModelInferResponse.FromString,
+        )
+        reply = call(frame[5:], timeout=10)
+    if not reply.outputs:
+        raise RuntimeError("the gRPC bench request got no outputs")
+
+
+def h2load_grpc(port: int, frame: bytes, connections: int) -> dict[str, float]:
+    """gRPC unary calls at `connections` connections, one call in flight on each."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".bin", delete=False) as body:
+        body.write(frame)
+    out = subprocess.run(
+        [
+            "h2load",
+            "-t1",
+            f"-c{connections}",
+            "-m1",
+            f"-D{DURATION.rstrip('s')}",
+            "-d",
+            body.name,
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(body.name)
+    found = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+    if found is None:
+        raise RuntimeError(f"h2load printed no rate: {out[-400:]}")
+    failed = re.search(r"(\d+) failed, (\d+) errored", out)
+    non2xx = float(int(failed.group(1)) + int(failed.group(2))) if failed else 0.0
+    return {"rps": float(found.group(1)), "non2xx": non2xx}
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -147,7 +209,7 @@ def main() -> None:
         body_named = per_feature_body(spec, one[0])
 
         started = time.perf_counter()
-        predictor = start_server("predictor", env, root / "logs")
+        predictor = start_server("predictor", env, root / "logs", grpc=True)
         ready_s = time.perf_counter() - started
         floor_port = free_port()
         floor = subprocess.Popen(
@@ -191,6 +253,17 @@ def main() -> None:
                     floor_runs.append(wrk(floor_url, body1, c))
                 results[f"ours_c{c}"] = median_run(ours_runs)
                 results[f"floor_c{c}"] = median_run(floor_runs)
+            if shutil.which("h2load") is not None and predictor.grpc_port is not None:
+                frame = grpc_infer_frame(one)
+                check_grpc_frame(predictor.grpc_port, frame)
+                h2load_grpc(predictor.grpc_port, frame, 8)  # warm-up
+                # Alternating with REST, medians: the same request over each protocol.
+                rest_runs, grpc_runs = [], []
+                for _ in range(ROUNDS):
+                    rest_runs.append(wrk(infer, body1, 8))
+                    grpc_runs.append(h2load_grpc(predictor.grpc_port, frame, 8))
+                results["rest_vs_grpc_c8"] = median_run(rest_runs)
+                results["grpc_c8"] = median_run(grpc_runs)
             results["ours_64rows_c8"] = wrk(infer, body64, 8)
             for c in (1, 8, 32):
                 results[f"ours_named_c{c}"] = wrk(infer, body_named, c)
@@ -259,6 +332,15 @@ def main() -> None:
         )
     else:
         rows.append(("  ratio ours / MLServer 1.7.1 (target >= 5)", float("nan"), "SKIPPED"))
+    if "grpc_c8" in results:
+        rest, grpc = results["rest_vs_grpc_c8"]["rps"], results["grpc_c8"]["rps"]
+        rows += [
+            ("req/s at 8 connections, 1 row: REST (same rounds)", rest, ""),
+            ("req/s at 8 connections, 1 row: gRPC", grpc, ""),
+            ("  ratio gRPC / REST (target >= 1)", grpc / rest, "PASS" if grpc >= rest else "MISS"),
+        ]
+    else:
+        rows.append(("  ratio gRPC / REST (h2load not installed)", float("nan"), "SKIPPED"))
     rows += [
         (
             "req/s at 1 / 32 connections: ours",

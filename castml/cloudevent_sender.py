@@ -144,7 +144,10 @@ class EventSender:
         while True:
             wait = delay
             try:
-                answer = self._client.post(self.url, headers=event.headers, content=event.body)
+                # UTF-8, not httpx's default ASCII: a client's non-ASCII request id (the
+                # ce-id) would otherwise raise here and end this delivery thread.
+                headers = httpx.Headers(event.headers, encoding="utf-8")
+                answer = self._client.post(self.url, headers=headers, content=event.body)
             except httpx.TransportError:
                 pass  # collector down or restarting: retry below
             else:

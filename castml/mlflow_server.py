@@ -53,9 +53,19 @@ def server_command(layout: ServerLayout, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+# What the chart's MLflow sets too (charts/castml/templates/mlflow.yaml): the rollout
+# reconciler's webhook is a plain-http URL on loopback (a private IP in a cluster), which
+# MLflow refuses by default ("Allowed schemes are: https"). Job execution spawns Huey
+# workers: 2.4 GB -> 0.5 GB without them.
+SERVER_ENV = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
+
 def server_env() -> dict[str, str]:
-    # Job execution spawns Huey workers: 2.4 GB -> 0.5 GB without them.
-    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return {**os.environ, **SERVER_ENV}
 
 
 def is_healthy(uri: str, timeout_s: float = 2.0) -> bool:

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from castml import registry
+from castml import model_digests, registry
 from castml.errors import MlflowUnavailableError, RegistryError
 from castml.evaluation import Evaluation
+from castml.protocol.mlflow_names import TAG_DIGESTS
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
 
@@ -154,6 +155,10 @@ def register(
             background = work / Path(registry.BACKGROUND_ARTIFACT).name
             np.save(background, background_sample(spec, train))
             mlflow.log_artifact(str(background), str(Path(registry.BACKGROUND_ARTIFACT).parent))
+            # What serving will check the download against before LightGBM sees a byte of it.
+            version_tags[TAG_DIGESTS] = model_digests.encode(
+                model_digests.served_digests(model_dir, background)
+            )
 
             code = bundle_runtime(work / "code")
             info = mlflow.pyfunc.log_model(

@@ -7,6 +7,7 @@ embedded mode and a cluster is configured here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,9 @@ class PlatformSettings(BaseSettings):
     mlflow_timeout_s: float = Field(
         10.0, description="Seconds to wait for MLflow to answer before calling it unreachable."
     )
+    debug: bool = Field(
+        False, description="Show the traceback of an error a user caused, not one red line."
+    )
 
     @property
     def tracking_uri(self) -> str:
@@ -40,6 +44,25 @@ class PlatformSettings(BaseSettings):
     @property
     def mlflow_dir(self) -> Path:
         return self.home.resolve() / "mlflow"
+
+    @property
+    def logs_dir(self) -> Path:
+        """The payload log (Parquet, `<project>/<version>/date=...`): the collector writes
+        it, the drift job, the retrain's training set and lineage read it."""
+        return self.home.resolve() / "logs"
+
+
+S = TypeVar("S", bound=PlatformSettings)
+
+
+def load_settings(cls: type[S], **wiring: object) -> S:
+    """`cls` from the environment, with process-wiring overrides (CLI flags; None = unset).
+
+    The overrides go through the same validation as the environment: a port flag of
+    "abc" is refused here, not at bind time.
+    """
+    overrides: dict[str, Any] = {k: v for k, v in wiring.items() if v is not None}
+    return cls(**overrides)
 
 
 class PipelineSettings(PlatformSettings):

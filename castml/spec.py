@@ -124,6 +124,14 @@ class Monitoring(_Strict):
     drift_share: float = 0.3
     stattest_threshold: float = 0.05
     min_window_rows: int = 200
+    min_f1: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Realised-F1 floor (binary classification): below it, over at least "
+        "min_window_rows labelled window rows, the drift job requests a `performance` "
+        "retrain and the alert rules (`castml alerts`) fire. None: no performance trigger.",
+    )
 
 
 class Retrain(_Strict):

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from castml import registry
 from castml.spec import ProjectSpec, load_spec
 
 # Each KFP component is a fresh process that runs one step: import per step, so
-# `validate` does not pay for torch, MLflow's model flavours or scikit-learn.
+# `validate` and `split` pay for neither torch, LightGBM, MLflow nor the HTTP client.
 if TYPE_CHECKING:
     from castml.evaluation import Evaluation
     from castml.models.train import EpochCallback
@@ -156,6 +155,7 @@ def evaluate_step(
     report_path: Path,
 ) -> Evaluation:
     """Score the candidate against floors, the baseline and the current @champion."""
+    from castml import registry
     from castml.evaluation import evaluate, render_report
 
     spec = load_spec(project)
@@ -223,6 +223,8 @@ def run_direct(
     on_epoch: EpochCallback | None = None,
 ) -> Registered:
     """All five steps in this process, without KFP."""
+    from castml import registry
+
     registry.ensure_reachable(tracking_uri)
     paths = {
         name: workdir / name

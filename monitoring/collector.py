@@ -6,7 +6,11 @@ resolve on the event loop and the handlers answer 2xx -> requests and responses
 are joined by `ce-id` in memory -> the flush task writes Parquet and releases WAL
 segments.
 Everything in memory is counted against one bound; past it, `submit` raises
-`QueueFullError` (503) so the sender keeps the event and retries.
+`QueueFullError` (503) so the sender keeps the event and retries, except for a half whose
+partner is held: it turns a held half into a pair, and refusing it would leave both to
+expire as orphans (issue 10 §6).
+A record that Parquet still refuses goes to the dead-letter file (`monitoring.deadletter`)
+with its error, so no record can stop the writer (issue 10 §1).
 """
 
 from __future__ import annotations
@@ -14,15 +18,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+import pyarrow as pa
 
-from castml.errors import CastmlError
+from castml.protocol.payload_record import (
+    UNKNOWN_VERSION,
+    Feedback,
+    PayloadRecord,
+    RequestHalf,
+    ResponseHalf,
+    UndecodableRecordError,
+    decode,
+    encode,
+)
+from castml.web.errors import UnavailableError
+from monitoring.deadletter import DeadLetters
 from monitoring.group_commit import GroupCommit
 from monitoring.metrics import CollectorMetrics
 from monitoring.parquet_sink import (
@@ -31,6 +47,7 @@ from monitoring.parquet_sink import (
     ORPHANS_DIR,
     day_of,
     inference_schema,
+    inside,
     partition,
     remove_temp_files,
     write_atomically,
@@ -38,24 +55,22 @@ from monitoring.parquet_sink import (
 from monitoring.settings import CollectorSettings
 from monitoring.wal import WriteAheadLog
 
+log = logging.getLogger(__name__)
 
-class QueueFullError(CastmlError):
+
+class QueueFullError(UnavailableError):
     """The bounded in-memory queue is full; retry after a moment."""
 
-    status_code = 503
 
-
-class StorageUnavailableError(CastmlError):
+class StorageUnavailableError(UnavailableError):
     """The write-ahead log cannot be written (disk full, unwritable); nothing was acked."""
-
-    status_code = 503
 
 
 @dataclass(slots=True)
 class Held:
     """A durable record waiting for Parquet."""
 
-    record: dict[str, Any]
+    record: PayloadRecord
     segment: int
     key: str
 
@@ -75,8 +90,9 @@ class Collector:
         self.features_of = features_of
         self.logs_root = settings.logs_dir
         self.wal = WriteAheadLog(settings.wal_dir)
+        self.deadletters = DeadLetters(settings.wal_dir)
         self.metrics = CollectorMetrics(settings.gauges_dir)
-        self._commit: GroupCommit[tuple[dict[str, Any], asyncio.Future[str]]] = GroupCommit(
+        self._commit: GroupCommit[tuple[PayloadRecord, asyncio.Future[str]]] = GroupCommit(
             self.wal, self._durable, self._not_durable
         )
         self._unacked = 0  # submitted, not yet durable or refused
@@ -104,16 +120,25 @@ class Collector:
     def _recover(self) -> None:
         committed = self.wal.committed(self.logs_root)
         remove_temp_files(self.logs_root)
+        unreadable: list[tuple[str, str, bytes]] = []
         for segment, payload in self.wal.recover():
-            record = orjson.loads(payload)
-            key = str(record["key"])
-            self._segment_all[segment].add(key)
             self._segment_live.setdefault(segment, set())  # so a fully written one is released
+            try:
+                record = decode(payload)
+            except UndecodableRecordError as exc:
+                # Replaying it would fail again at every start: set it aside instead.
+                unreadable.append((f"undecodable:{segment}:{len(unreadable)}", str(exc), payload))
+                continue
+            key = record.key
+            self._segment_all[segment].add(key)
             if key in committed or key in self._seen:
                 self._remember(key)
                 continue
             self._accept(record, segment)
             self.metrics.recovered.inc()
+        if unreadable:
+            self.deadletters.append(unreadable)
+            self.metrics.deadlettered.labels("undecodable").inc(len(unreadable))
 
     async def stop(self) -> None:
         """Write what is joined; unjoined halves stay in the WAL for the next start."""
@@ -143,9 +168,21 @@ class Collector:
     def knows_request(self, request_id: str) -> bool:
         return request_id in self._known_requests
 
-    async def submit(self, record: dict[str, Any]) -> str:
+    def _completes_pair(self, record: PayloadRecord) -> bool:
+        """Whether `record` is the partner of a half held (or being made durable) now."""
+        if isinstance(record, ResponseHalf):
+            return record.pair in self._requests or (
+                f"{record.scope}request:{record.event_id}" in self._inflight
+            )
+        if isinstance(record, RequestHalf):
+            return record.pair in self._responses or (
+                f"{record.scope}response:{record.event_id}" in self._inflight
+            )
+        return False
+
+    async def submit(self, record: PayloadRecord) -> str:
         """Make `record` durable; 'accepted', or 'duplicate' if its key was seen."""
-        key = str(record["key"])
+        key = record.key
         if key in self._seen:
             self.metrics.duplicates.inc()
             return "duplicate"
@@ -153,13 +190,18 @@ class Collector:
             self.metrics.duplicates.inc()
             await asyncio.shield(self._inflight[key])
             return "duplicate"
-        if self.depth >= self.settings.collector_queue_size:
+        # The partner of a held half is always admitted: it is bounded by the halves held,
+        # and refusing it would leave both halves to expire as orphans (issue 10 §6).
+        if self.depth >= self.settings.collector_queue_size and not self._completes_pair(record):
             self.metrics.rejected.labels("queue_full").inc()
-            raise QueueFullError(f"collector queue is full ({self.depth} events); retry later")
+            raise QueueFullError(
+                f"collector queue is full ({self.depth} events); retry later",
+                self.settings.collector_retry_after_s,
+            )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self._unacked += 1
-        self._commit.put(orjson.dumps(record), (record, future))
+        self._commit.put(encode(record), (record, future))
         try:
             # Unshielded (a shield per event showed in the profile): only a shutdown
             # cancels a handler, and `_durable` still accepts the record of a cancelled
@@ -169,7 +211,7 @@ class Collector:
             self._inflight.pop(key, None)
 
     def _durable(
-        self, group: list[tuple[dict[str, Any], asyncio.Future[str]]], segment: int
+        self, group: list[tuple[PayloadRecord, asyncio.Future[str]]], segment: int
     ) -> None:
         """On the event loop, once the group's fsync returned: accept, then acknowledge."""
         self._unacked -= len(group)
@@ -177,7 +219,7 @@ class Collector:
         received: dict[tuple[str, str], int] = defaultdict(int)
         for record, future in group:
             self._accept(record, segment)
-            received[(str(record["k"]), str(record["p"]))] += 1
+            received[(_KIND[type(record)], record.project)] += 1
             if not future.done():
                 future.set_result("accepted")
         # Counted per group: a `.labels()` lookup per event showed in the profile.
@@ -195,12 +237,14 @@ class Collector:
             self._flush_wakeup.set()
 
     def _not_durable(
-        self, group: list[tuple[dict[str, Any], asyncio.Future[str]]], exc: OSError
+        self, group: list[tuple[PayloadRecord, asyncio.Future[str]]], exc: OSError
     ) -> None:
         self._unacked -= len(group)
         self.metrics.write_errors.labels("wal").inc()
         self.metrics.rejected.labels("storage").inc(len(group))
-        error = StorageUnavailableError(f"write-ahead log not writable: {exc.strerror}")
+        error = StorageUnavailableError(
+            f"write-ahead log not writable: {exc.strerror}", self.settings.collector_retry_after_s
+        )
         for _, future in group:
             if not future.done():
                 future.set_exception(error)
@@ -210,20 +254,17 @@ class Collector:
         if len(self._seen) > self.settings.collector_dedupe_keys:
             self._seen.popitem(last=False)
 
-    def _accept(self, record: dict[str, Any], segment: int) -> None:
-        held = Held(record, segment, str(record["key"]))
+    def _accept(self, record: PayloadRecord, segment: int) -> None:
+        held = Held(record, segment, record.key)
         self._remember(held.key)
         self._segment_live[segment].add(held.key)
         self._segment_all[segment].add(held.key)
-        kind = record["k"]
-        if kind == "feedback":
+        if isinstance(record, Feedback):
             self._ready.feedback.append(held)
             return
-        event_id = str(record["id"])
-        # Halves pair within one component ("j", see collector_app.event_record): the
-        # transformer and the predictor log one request under the same id.
-        pair_key = str(record.get("j") or event_id)
-        if kind == "request":
+        event_id = record.event_id
+        pair_key = record.pair
+        if isinstance(record, RequestHalf):
             self._known_requests[event_id] = None
             if len(self._known_requests) > self.settings.collector_dedupe_keys:
                 self._known_requests.popitem(last=False)
@@ -245,40 +286,53 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_wakeup.wait(), self.settings.collector_flush_s)
             self._flush_wakeup.clear()
-            # A failed write is counted in flush; its records stay in memory and the WAL.
-            with contextlib.suppress(OSError):
+            try:
                 await self.flush()
+            except OSError:
+                pass  # counted in flush; its records stay in memory and the WAL, and retry
+            except Exception:  # a bug: the loop must outlive it, or nothing is written again
+                self.metrics.write_errors.labels("flush").inc()
+                log.exception("collector flush failed; retrying at the next flush")
 
     def _expire_orphans(self) -> None:
         cutoff = time.time() - self.settings.collector_orphan_s
         for pending in (self._requests, self._responses):
-            for event_id in [i for i, h in pending.items() if h.record["rt"] < cutoff]:
+            for event_id in [i for i, h in pending.items() if h.record.received_at < cutoff]:
                 self._ready.orphans.append(pending.pop(event_id))
 
     def oldest_age(self) -> float:
-        held = [h.record["rt"] for h in self._requests.values()]
-        held += [h.record["rt"] for h in self._responses.values()]
-        held += [p[0].record["rt"] for p in self._ready.joined]
-        held += [h.record["rt"] for h in self._ready.feedback + self._ready.orphans]
+        held = [h.record.received_at for h in self._requests.values()]
+        held += [h.record.received_at for h in self._responses.values()]
+        held += [p[0].record.received_at for p in self._ready.joined]
+        held += [h.record.received_at for h in self._ready.feedback + self._ready.orphans]
         return max(0.0, time.time() - min(held)) if held else 0.0
 
     async def flush(self, expire_orphans: bool = True) -> None:
-        """Write everything ready; on a write error keep it and re-raise the last error."""
+        """Write everything ready; on a storage error keep it and re-raise the last error.
+
+        A record Parquet refuses for any other reason goes to the dead-letter file, and
+        the rest of its group is written without it.
+        """
         async with self._flush_lock:
             if expire_orphans:
                 self._expire_orphans()
             batches, self._ready = self._ready, _Batches()
             failed = _Batches()
             error: OSError | None = None
-            for write, items, keep in self._plans(batches, failed):
+            for (project, group, day), items in _groups(batches).items():
+                keep: list[Any] = (
+                    failed.feedback
+                    if group == FEEDBACK_DIR
+                    else failed.orphans
+                    if group == ORPHANS_DIR
+                    else failed.joined
+                )
                 try:
-                    await asyncio.to_thread(write)
+                    await self._write_group(project, group, day, items)
                 except OSError as exc:
                     self.metrics.write_errors.labels("parquet").inc()
                     keep.extend(items)
                     error = exc
-                    continue
-                self._committed(items)
             self._ready.joined[:0] = failed.joined
             self._ready.feedback[:0] = failed.feedback
             self._ready.orphans[:0] = failed.orphans
@@ -288,47 +342,101 @@ class Collector:
             if error is not None:
                 raise error
 
-    def _plans(
-        self, batches: _Batches, failed: _Batches
-    ) -> list[tuple[Callable[[], str], list[Any], list[Any]]]:
+    def _write_plan(
+        self, project: str, group: str, day: str
+    ) -> Callable[[list[Item]], Callable[[], str]]:
+        """What writes a group's items, once its partition and schema are known.
+
+        Raises (anything but OSError) when no item of the group can be written: a
+        partition outside the logs, a project without a spec.
+        """
         from monitoring.parquet_rows import feedback_columns, inference_columns
 
-        plans: list[tuple[Callable[[], str], list[Any], list[Any]]] = []
-        groups: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
-        for pair in batches.joined:
-            request, response = pair
-            version = str(response.record.get("mv") or "unknown")
-            groups[(request.record["p"], version, _day(request.record["rt"]))].append(pair)
-        for held in batches.orphans:
-            groups[(held.record["p"], ORPHANS_DIR, _day(held.record["rt"]))].append(held)
-        for held in batches.feedback:
-            groups[(held.record["p"], FEEDBACK_DIR, _day(held.record["rt"]))].append(held)
-        for (project, group, day), items in groups.items():
-            rel_dir = partition(project, group, day)
-            keys = [k for item in items for k in _keys(item)]
-            keep: list[Any]
-            if group == FEEDBACK_DIR:
-                columns, schema, keep = feedback_columns(items), FEEDBACK_SCHEMA, failed.feedback
-            else:
-                features = self.features_of(project)
-                columns, schema = inference_columns(items, features), inference_schema(features)
-                keep = failed.orphans if group == ORPHANS_DIR else failed.joined
-            plans.append((_writer(self, rel_dir, columns, schema, keys), items, keep))
-        return plans
+        rel_dir = partition(project, group, day)
+        inside(self.logs_root, rel_dir)
+        if group == FEEDBACK_DIR:
 
-    def _committed(self, items: list[Any]) -> None:
+            def feedback(items: list[Item]) -> Callable[[], str]:
+                columns = feedback_columns(items)  # type: ignore[arg-type]
+                return _writer(self, rel_dir, columns, FEEDBACK_SCHEMA, _all_keys(items))
+
+            return feedback
+        features = self.features_of(project)
+        schema = inference_schema(features)
+
+        def inference(items: list[Item]) -> Callable[[], str]:
+            columns = inference_columns(items, features)
+            return _writer(self, rel_dir, columns, schema, _all_keys(items))
+
+        return inference
+
+    async def _write_group(self, project: str, group: str, day: str, items: list[Item]) -> None:
+        try:
+            plan = self._write_plan(project, group, day)
+        except Exception as exc:  # no item of the group can be written
+            await self._deadletter(items, "unwritable", exc)
+            return
+        try:
+            await asyncio.to_thread(plan(items))
+        except OSError:
+            raise
+        except Exception as exc:
+            # Some record of the group is one Parquet refuses (a value its column cannot
+            # hold): find which, set them aside, and write the rest.
+            good: list[Item] = []
+            for item in items:
+                try:
+                    _table_check(self, project, group, item)
+                except Exception as item_exc:
+                    await self._deadletter([item], "unwritable", item_exc)
+                else:
+                    good.append(item)
+            if not good:
+                return
+            log.warning("%d record(s) of %s set aside: %s", len(items) - len(good), group, exc)
+            try:
+                await asyncio.to_thread(plan(good))
+            except OSError:
+                raise
+            except Exception as again:
+                await self._deadletter(good, "unwritable", again)
+                return
+            items = good
+        self._committed(items)
+
+    async def _deadletter(self, items: list[Item], reason: str, exc: BaseException) -> None:
+        """Append `items` to the dead-letter file, then count them as done. Raises OSError."""
+        helds = [h for item in items for h in (item if isinstance(item, tuple) else (item,))]
+        error = f"{type(exc).__name__}: {exc}"
+        entries = [(h.key, error, _encoded(h.record)) for h in helds]
+
+        def store() -> None:
+            self.deadletters.append(entries)
+            # A commit line naming the dead-letter file: a replay of the WAL skips these
+            # records instead of failing on them again.
+            self.wal.record_commit(str(self.deadletters.path), [h.key for h in helds])
+
+        await asyncio.to_thread(store)
+        log.error("%d record(s) dead-lettered to %s: %s", len(helds), self.deadletters.path, error)
+        self.metrics.deadlettered.labels(reason).inc(len(helds))
+        for held in helds:
+            self._segment_live[held.segment].discard(held.key)
+
+    def _committed(self, items: list[Item]) -> None:
         # Counted per file, not per item: a `.labels()` lookup per item showed in the profile.
         written: dict[tuple[str, str], int] = defaultdict(int)
         orphans: dict[str, int] = defaultdict(int)
         live = self._segment_live
         for item in items:
             if isinstance(item, tuple):
-                written[("inference", str(item[0].record["p"]))] += len(item[0].record["rows"])
-            elif item.record["k"] == "feedback":
-                written[("feedback", str(item.record["p"]))] += 1
+                request = item[0].record
+                assert isinstance(request, RequestHalf)
+                written[("inference", request.project)] += len(request.rows)
+            elif isinstance(item.record, Feedback):
+                written[("feedback", item.record.project)] += 1
             else:
-                orphans[str(item.record["k"])] += 1
-                written[("orphan", str(item.record["p"]))] += max(1, len(_rows_of(item)))
+                orphans[_KIND[type(item.record)]] += 1
+                written[("orphan", item.record.project)] += max(1, _width(item.record))
             for held in item if isinstance(item, tuple) else (item,):
                 live[held.segment].discard(held.key)
         for labels, count in written.items():
@@ -367,12 +475,53 @@ def _day_name(day_number: int) -> str:
     return day_of(day_number * 86_400.0)
 
 
-def _keys(item: Any) -> list[str]:
-    return [h.key for h in item] if isinstance(item, tuple) else [item.key]
+def _groups(batches: _Batches) -> dict[tuple[str, str, str], list[Item]]:
+    """Items by Parquet partition: (project, version | feedback | orphans, day)."""
+    groups: dict[tuple[str, str, str], list[Item]] = defaultdict(list)
+    for pair in batches.joined:
+        request, response = pair[0].record, pair[1].record
+        assert isinstance(response, ResponseHalf)
+        version = response.model_version or UNKNOWN_VERSION
+        groups[(request.project, version, _day(request.received_at))].append(pair)
+    for held in batches.orphans:
+        record = held.record
+        groups[(record.project, ORPHANS_DIR, _day(record.received_at))].append(held)
+    for held in batches.feedback:
+        record = held.record
+        groups[(record.project, FEEDBACK_DIR, _day(record.received_at))].append(held)
+    return groups
 
 
-def _rows_of(held: Held) -> list[Any]:
-    return list(held.record.get("rows") or held.record.get("prob") or [])
+def _all_keys(items: list[Item]) -> list[str]:
+    return [h.key for item in items for h in (item if isinstance(item, tuple) else (item,))]
+
+
+def _width(record: PayloadRecord) -> int:
+    if isinstance(record, RequestHalf):
+        return len(record.rows)
+    return len(record.scores) if isinstance(record, ResponseHalf) else 1
+
+
+def _encoded(record: PayloadRecord) -> bytes:
+    try:
+        return encode(record)
+    except Exception:  # the dead-letter entry must be written whatever the record holds
+        return repr(record).encode()
+
+
+def _table_check(collector: Collector, project: str, group: str, item: Item) -> None:
+    """Build the one-item table a write would build: raises what the writer would."""
+    from monitoring.parquet_rows import feedback_columns, inference_columns
+
+    if group == FEEDBACK_DIR:
+        pa.Table.from_pydict(feedback_columns([item]), schema=FEEDBACK_SCHEMA)  # type: ignore[list-item]
+    else:
+        features = collector.features_of(project)
+        pa.Table.from_pydict(inference_columns([item], features), schema=inference_schema(features))
+
+
+_KIND: dict[type, str] = {RequestHalf: "request", ResponseHalf: "response", Feedback: "feedback"}
+Item = tuple[Held, Held] | Held
 
 
 def _writer(

@@ -50,6 +50,9 @@ class DriftResult:
     report_uri: str | None = None
     mlflow_run_id: str | None = None
     computed_at: str | None = None
+    # The retrain request the job filed and its answer (retrain_filing.RetrainAnswer);
+    # None: the spec's policy asked for none.
+    retrain: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,15 +3,18 @@
 The result (JSON), the Evidently HTML reports and headline metrics go to an MLflow
 run in `castml/<project>/monitoring`, tagged with the model version; gauges go to a
 Prometheus textfile. A window below `min_window_rows` is an `insufficient_data`
-result: logged, never an error, never a retrain trigger.
+result: logged, never an error, never a retrain trigger. When the spec's monitoring
+policy asks for a retrain (monitoring.retrain_filing), the job files the request
+itself, the result as its evidence, and logs the answer in the same run.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
@@ -20,6 +23,7 @@ from castml import registry
 from castml.errors import RegistryError
 from castml.protocol.mlflow_names import (
     TAG_DATASET_DRIFT,
+    TAG_DRIFT_RETRAIN,
     TAG_DRIFT_STATUS,
     TAG_MODEL_VERSION,
     TAG_PROJECT,
@@ -27,6 +31,7 @@ from castml.protocol.mlflow_names import (
 from castml.spec import ProjectSpec, load_spec
 from monitoring.drift import SCORE, DriftResult, evaluate
 from monitoring.drift_metrics import write_gauges
+from monitoring.retrain_filing import HttpFiler, RetrainAnswer, RetrainFiler, request_for
 from monitoring.settings import DriftSettings
 from monitoring.window import Window, parse_window, read_labels, read_traffic
 
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 RESULT_ARTIFACT = "drift/result.json"
+log = logging.getLogger("monitoring.drift_job")
 
 
 def champion(client: MlflowClient, project: str) -> tuple[str, str]:
@@ -54,13 +60,11 @@ def current_frame(
     settings: DriftSettings, spec: ProjectSpec, version: str, window: Window
 ) -> pd.DataFrame:
     """Window rows with `score` and, where it arrived, the delayed label as the target."""
-    traffic = read_traffic(
-        settings.home.resolve() / "logs", spec.name, version, window, settings.drift_component
-    )
+    traffic = read_traffic(settings.logs_dir, spec.name, version, window, settings.drift_component)
     if traffic.empty:
         return traffic
     traffic = traffic[traffic["probability"].notna()].rename(columns={"probability": SCORE})
-    labels = read_labels(settings.home.resolve() / "logs", spec.name, window)
+    labels = read_labels(settings.logs_dir, spec.name, window)
     labels = labels.rename(columns={"label": spec.target})
     return traffic.merge(labels, on="request_id", how="left")
 
@@ -76,10 +80,20 @@ def run_drift(
     window_text: str = "1d",
     settings: DriftSettings | None = None,
     end: datetime | None = None,
+    filer: RetrainFiler | None = None,
 ) -> DriftResult:
+    """One drift run; files the retrain request the spec's policy asks for (DESIGN.md §1).
+
+    `filer`: where the request goes (the CLI passes a policy in process); unset, the
+    retrain endpoint at `drift_retrain_url`, if set.
+    """
     from monitoring.settings import from_env
 
     settings = settings or from_env(DriftSettings)
+    if filer is None and settings.drift_retrain_url:
+        filer = HttpFiler(
+            settings.drift_retrain_url, settings.retrain_token, settings.drift_retrain_timeout_s
+        )
     spec = load_spec(project)
     window = Window.ending(parse_window(window_text), end)
     client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
@@ -114,15 +128,43 @@ def run_drift(
                 settings.drift_method or None,
                 settings.drift_score_method or None,
             )
-        log_result(client, result, snapshots, Path(tmp))
+        run_id = start_run(client, result, snapshots, Path(tmp))
+        result.retrain = file_retrain(result, spec, filer)
+        finish_run(client, run_id, result, Path(tmp))
     write_gauges(settings.metrics_path(project), result)
     return result
 
 
-def log_result(
+def file_retrain(
+    result: DriftResult, spec: ProjectSpec, filer: RetrainFiler | None
+) -> dict[str, Any] | None:
+    """The request the spec's policy asks for, filed; its answer (None: none was asked for)."""
+    request = request_for(result, spec)
+    if request is None:
+        return None
+    if filer is None:
+        answer = RetrainAnswer(
+            request.reason,
+            "not_filed",
+            "no retrain endpoint (CASTML_DRIFT_RETRAIN_URL) and no policy in process",
+            "",
+        )
+    else:
+        answer = filer.file(request)
+    log.warning(
+        "retrain request (%s) for %s: %s: %s",
+        answer.reason,
+        result.project,
+        answer.outcome,
+        answer.detail,
+    )
+    return answer.to_dict()
+
+
+def start_run(
     client: MlflowClient, result: DriftResult, snapshots: list[tuple[str, Snapshot]], tmp: Path
-) -> None:
-    """One MLflow run per drift job: tags, headline metrics, HTML reports, the JSON result."""
+) -> str:
+    """The drift job's MLflow run with its HTML reports: the evidence a request points at."""
     tags = {
         TAG_PROJECT: result.project,
         TAG_MODEL_VERSION: result.model_version,
@@ -131,8 +173,20 @@ def log_result(
         "mlflow.runName": f"drift-v{result.model_version}-{result.window['end'][:16]}",
     }
     run = client.create_run(experiment_id(client, result.project), tags=tags)
-    run_id = run.info.run_id
+    run_id = str(run.info.run_id)
     result.mlflow_run_id = run_id
+    if snapshots:
+        reports = tmp / "reports" / "drift"
+        reports.mkdir(parents=True)
+        for name, snapshot in snapshots:
+            snapshot.save_html(str(reports / f"{name}_report.html"))
+        client.log_artifacts(run_id, str(reports), "drift")
+        result.report_uri = f"{run.info.artifact_uri.rstrip('/')}/drift/drift_report.html"
+    return run_id
+
+
+def finish_run(client: MlflowClient, run_id: str, result: DriftResult, tmp: Path) -> None:
+    """Headline metrics, the retrain answer and the JSON result; then the run ends."""
     metrics: dict[str, float] = {f"rows_{k}": float(v) for k, v in result.rows.items()}
     if result.drift_share is not None:
         metrics["drift_share"] = result.drift_share
@@ -142,12 +196,10 @@ def log_result(
         metrics[f"realised_{name}"] = value
     for name, value in metrics.items():
         client.log_metric(run_id, name, value)
-    out = tmp / "out" / "drift"
+    if result.retrain is not None:
+        client.set_tag(run_id, TAG_DRIFT_RETRAIN, result.retrain["outcome"])
+    out = tmp / "result" / "drift"
     out.mkdir(parents=True)
-    for name, snapshot in snapshots:
-        snapshot.save_html(str(out / f"{name}_report.html"))
-    if snapshots:
-        result.report_uri = f"{run.info.artifact_uri.rstrip('/')}/drift/drift_report.html"
     (out / "result.json").write_bytes(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2))
     client.log_artifacts(run_id, str(out), "drift")
     client.set_terminated(run_id)

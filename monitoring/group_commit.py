@@ -4,7 +4,7 @@ Why a thread of its own rather than `asyncio.to_thread` per group: the next fsyn
 the moment the last one returns, with everything that queued meanwhile, instead of once
 the busy event loop has come round to hand the next group over. With `to_thread` the
 writer sat idle about half the time under 32 connections, and ingest ran about a
-quarter slower (measured for issue 4).
+quarter slower (measured with `make bench`).
 """
 
 from __future__ import annotations

@@ -1,23 +1,18 @@
 """Launchers that run a blocking pipeline call in the background (the kfp.local case).
 
-`run` is injected by the CLI (it wraps `pipelines.runner.run_local`, which monitoring
-must not import); it gets (project, reason, data_path) and returns the registered
-version. `data_path` is the policy's choice of training data ("" = the spec's source).
-When it ends, the policy hears of it (lifting dedupe) and the new version is tagged
-with the decision's evidence.
+`run` is injected by the CLI, the one composition root (`castml.cli.pipeline_launchers`
+wraps `pipelines.runner.run_local`, which monitoring never imports: DESIGN.md §3); it
+gets (project, reason, data_path) and returns the registered version. `data_path` is
+the policy's choice of training data ("" = the spec's source). When it ends, the policy
+hears of it (lifting dedupe) and the new version is tagged with the decision's evidence.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-from castml import registry
 from castml.protocol.mlflow_names import TAG_RETRAIN_EVIDENCE, TAG_RETRAIN_RUN
 from monitoring.policy import RetrainPolicy
 
@@ -67,36 +62,3 @@ class BackgroundLauncher:
     def wait(self, timeout_s: float | None = None) -> None:
         for thread in list(self.threads.values()):
             thread.join(timeout_s)
-
-
-class LocalPipelineLauncher(BackgroundLauncher):
-    """kfp.local in a child process: `python -m castml.cli.main pipeline run --reason ...`.
-
-    A process boundary rather than an import, because monitoring never imports
-    pipelines (DESIGN.md §3); the child registers the version with
-    `castml.retrain_reason` set, so the gate produces the new @challenger. With a
-    `data_path` from the policy (a retrain on logged traffic) the child runs with
-    `--data`, and the version's `castml.data.*` tags name the logged partitions.
-    """
-
-    def __init__(self, tracking_uri: str, pipeline_root: Path, profile: str = "") -> None:
-        super().__init__(self._run_child)
-        self.tracking_uri, self.pipeline_root, self.profile = tracking_uri, pipeline_root, profile
-
-    def _run_child(self, project: str, reason: str, data_path: str) -> int | str:
-        command = [sys.executable, "-m", "castml.cli.main", "pipeline", "run"]
-        command += ["--project", project, "--reason", reason]
-        if data_path:
-            command += ["--data", data_path]
-        if self.profile:
-            command += ["--profile", self.profile]
-        env = {
-            **os.environ,
-            "CASTML_MLFLOW_URI": self.tracking_uri,
-            "CASTML_PIPELINE_ROOT": str(self.pipeline_root),
-        }
-        done = subprocess.run(command, env=env, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"`{' '.join(command[2:])}` exited with {done.returncode}")
-        versions = registry.list_versions(registry.client(self.tracking_uri), project)
-        return versions[-1].version if versions else "?"

@@ -39,6 +39,14 @@ class CollectorMetrics:
             ["reason"],
             registry=r,
         )
+        self.deadlettered = Counter(
+            "castml_collector_events_deadlettered",
+            "Acknowledged events that could not be written to Parquet (nor read back from the "
+            "WAL) and went to the dead-letter file beside the WAL instead, each with its error. "
+            "Ingest validation should keep this at 0: alert if it moves, then read the file.",
+            ["reason"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "castml_collector_duplicates", "Events seen before, answered idempotently.", registry=r
         )

@@ -1,10 +1,14 @@
-"""Held WAL records -> Parquet columns: one row per instance of a request."""
+"""Held payload-log records -> Parquet columns: one row per instance of a request."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from castml.protocol.payload_record import Feedback, RequestHalf, ResponseHalf
 from monitoring.parquet_sink import META_COLUMNS
+
+if TYPE_CHECKING:
+    from monitoring.collector import Held, Item
 
 _EXTENSION_OF = dict(
     zip(META_COLUMNS, ("inferenceservicename", "namespace", "endpoint", "component"), strict=True)
@@ -30,40 +34,51 @@ _SHARED_COLUMNS = (
     "logged_at",
     *_EXTENSION_OF,
 )
+_NO_EXTENSIONS: dict[str, str] = {}
 
 
 def _ms(epoch_s: float | None) -> int | None:
     return None if epoch_s is None else int(epoch_s * 1000)
 
 
-def inference_columns(items: list[Any], features: list[str]) -> dict[str, list[Any]]:
+def _halves(item: Item) -> tuple[RequestHalf | None, ResponseHalf | None]:
+    if isinstance(item, tuple):
+        request, response = item[0].record, item[1].record
+    elif isinstance(item.record, RequestHalf):
+        request, response = item.record, None
+    else:
+        request, response = None, item.record
+    assert request is None or isinstance(request, RequestHalf)
+    assert response is None or isinstance(response, ResponseHalf)
+    return request, response
+
+
+def inference_columns(items: list[Item], features: list[str]) -> dict[str, list[Any]]:
     """Joined (request, response) pairs and orphan halves, flattened per instance.
 
     Built as one tuple per instance and transposed once at C speed: an append per cell
-    was the largest part of a flush (profiled for issue 4).
+    was the largest part of a flush (profiled with `make bench`).
     """
     table: list[tuple[Any, ...]] = []
     no_row = (None,) * len(features)
     for item in items:
-        if isinstance(item, tuple):
-            request, response = item[0].record, item[1].record
-        elif item.record["k"] == "request":
-            request, response = item.record, None
-        else:
-            request, response = None, item.record
-        rows: list[list[float]] = request["rows"] if request else []
-        prob: list[float] = response["prob"] if response else []
-        labels: list[int] = response.get("label") or [] if response else []
+        request, response = _halves(item)
+        rows = request.rows if request else []
+        prob = response.scores if response else []
+        labels = response.labels if response else []
         first = request or response
         assert first is not None
-        ext = {**(response or {}).get("ext", {}), **(request or {}).get("ext", {})}
+        ext = {
+            **(response.extensions if response else _NO_EXTENSIONS),
+            **(request.extensions if request else _NO_EXTENSIONS),
+        }
         shared = (
-            str(first["id"]),
-            response.get("mn") if response else None,
-            response.get("mv") if response else None,
-            _ms(request["rt"]) if request else None,
-            _ms(response["rt"]) if response else None,
-            _ms(first["rt"]),
+            first.event_id,
+            response.model_name if response else None,
+            response.model_version if response else None,
+            _ms(request.received_at) if request else None,
+            _ms(response.received_at) if response else None,
+            _ms(first.received_at),
             *[ext.get(extension) for extension in _EXTENSION_OF.values()],
         )
         for i in range(max(len(rows), len(prob))):
@@ -82,7 +97,7 @@ def inference_columns(items: list[Any], features: list[str]) -> dict[str, list[A
     return {name: by_name[name] for name in ("request_id", "row", *features, *_OUTPUT_COLUMNS)}
 
 
-def feedback_columns(items: list[Any]) -> dict[str, list[Any]]:
+def feedback_columns(items: list[Held]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {
         "request_id": [],
         "label": [],
@@ -92,9 +107,10 @@ def feedback_columns(items: list[Any]) -> dict[str, list[Any]]:
     }
     for held in items:
         record = held.record
-        out["request_id"].append(record["rid"])
-        out["label"].append(record["label"])
-        out["observed_at"].append(_ms(record.get("obs")))
-        out["received_at"].append(_ms(record["rt"]))
-        out["known_request"].append(bool(record["known"]))
+        assert isinstance(record, Feedback)
+        out["request_id"].append(record.request_id)
+        out["label"].append(record.label)
+        out["observed_at"].append(_ms(record.observed_at))
+        out["received_at"].append(_ms(record.received_at))
+        out["known_request"].append(record.known_request)
     return out

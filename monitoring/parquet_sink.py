@@ -7,6 +7,7 @@ half-written temp file is never read, and a crash leaves no corrupt `.parquet`.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from castml.errors import CastmlError
+from castml.protocol.payload_record import check_project, check_version
 from monitoring.wal import WriteAheadLog, fsync_dir
 
 FEEDBACK_DIR = "feedback"
 ORPHANS_DIR = "orphans"
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 META_COLUMNS = ("inference_service", "namespace", "endpoint", "component")
 
 
@@ -52,9 +56,31 @@ FEEDBACK_SCHEMA = pa.schema(
 )
 
 
+class PathEscapeError(CastmlError):
+    """A partition that would lie outside the logs root: never written (issue 10 §3)."""
+
+
 def partition(project: str, group: str, day: str) -> str:
-    """`<project>/<version|feedback|orphans>/date=YYYY-MM-DD` (DESIGN.md §4)."""
+    """`<project>/<version|feedback|orphans>/date=YYYY-MM-DD` (DESIGN.md §4).
+
+    The names came from requests: each must be a plain name (checked again here, not only
+    at ingest, so that a record replayed from an older collector's WAL is held to it too).
+    """
+    check_project(project)
+    if group not in (FEEDBACK_DIR, ORPHANS_DIR):
+        check_version(group)
+    if not _DAY.match(day):
+        raise PathEscapeError(f"partition day {day!r} is not YYYY-MM-DD")
     return f"{project}/{group}/date={day}"
+
+
+def inside(logs_root: Path, rel_dir: str) -> Path:
+    """`logs_root / rel_dir`, resolved, or PathEscapeError if that lies outside the root."""
+    root = logs_root.resolve()
+    directory = (root / rel_dir).resolve()
+    if directory == root or not directory.is_relative_to(root):
+        raise PathEscapeError(f"partition {rel_dir!r} lies outside the logs folder")
+    return directory
 
 
 def day_of(epoch_s: float) -> str:
@@ -71,7 +97,7 @@ def write_atomically(
 ) -> str:
     """Write one file; returns its path relative to `logs_root`. Raises OSError."""
     table = pa.Table.from_pydict(columns, schema=schema)
-    directory = logs_root / rel_dir
+    directory = inside(logs_root, rel_dir)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"part-{uuid.uuid4().hex}.parquet"
     relative = f"{rel_dir}/{name}"

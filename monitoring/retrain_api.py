@@ -17,11 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from castml.errors import CastmlError
+from castml.web.asgi import check_json_content_type, parse_json, read_body
+from castml.web.starlette_errors import install
 from monitoring import auth
 from monitoring.policy import BadRetrainRequestError, RetrainPolicy, RetrainRequest
 
 HTTP_STATUS = {"started": 202, "skipped": 200, "failed": 502}
+# An Alertmanager notification is a few KiB; a larger body is refused before it is read.
+MAX_BODY_BYTES = 1 << 20
 
 
 def requests_from(payload: Any) -> list[RetrainRequest]:
@@ -67,38 +70,26 @@ def routes(policy: RetrainPolicy, token: str | None) -> list[Route]:
     """`POST /v1/retrain` and `GET /v1/retrain/decisions`, both behind the bearer token.
 
     Also mounted into the collector's app: in the cluster, Alertmanager posts to the
-    collector's Service (one Deployment, one port).
+    collector's Service (one Deployment, one port). Errors answer through the one
+    contract (`castml.web.starlette_errors.install` on the app that mounts these).
     """
 
-    def refused(exc: CastmlError) -> Response:
-        return Response(
-            orjson.dumps({"error": str(exc)}), exc.status_code, media_type="application/json"
-        )
-
     async def retrain(request: Request) -> Response:
-        body = await request.body()
-        try:
-            auth.check({k.lower(): v for k, v in request.headers.items()}, body, token, None)
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise BadRetrainRequestError(f"body is not JSON: {exc}") from exc
-            wanted = requests_from(payload)
-            # decide() may block (a KFP API call, an fsync): keep the event loop free.
-            decisions = [(await asyncio.to_thread(policy.decide, r)).to_dict() for r in wanted]
-        except CastmlError as exc:
-            return refused(exc)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        check_json_content_type(headers)
+        body = await read_body(headers, request.receive, MAX_BODY_BYTES)  # type: ignore[arg-type]
+        auth.check(headers, body, token, None)
+        wanted = requests_from(parse_json(body))
+        # decide() may block (a KFP API call, an fsync): keep the event loop free.
+        decisions = [(await asyncio.to_thread(policy.decide, r)).to_dict() for r in wanted]
         status = max((HTTP_STATUS[d["outcome"]] for d in decisions), default=200)
         return Response(
             orjson.dumps({"decisions": decisions}), status, media_type="application/json"
         )
 
     async def decisions(request: Request) -> Response:
-        try:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            auth.check(headers, b"", token, None)
-        except CastmlError as exc:
-            return refused(exc)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        auth.check(headers, b"", token, None)
         project = request.query_params.get("project")
         rows = await asyncio.to_thread(policy.history, project)
         return Response(orjson.dumps(rows), media_type="application/json")
@@ -110,4 +101,6 @@ def routes(policy: RetrainPolicy, token: str | None) -> list[Route]:
 
 
 def build_app(policy: RetrainPolicy, token: str | None) -> Starlette:
-    return Starlette(routes=routes(policy, token))
+    app = Starlette(routes=routes(policy, token))
+    install(app)
+    return app

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from pydantic import Field
 
-from castml.settings import PlatformSettings
+from castml.settings import PlatformSettings, load_settings
 
 S = TypeVar("S", bound=PlatformSettings)
 GAUGES_GLOB = "drift-*.prom"
@@ -79,10 +79,6 @@ class CollectorSettings(PlatformSettings):
     )
 
     @property
-    def logs_dir(self) -> Path:
-        return self.home.resolve() / "logs"
-
-    @property
     def wal_dir(self) -> Path:
         return (self.collector_wal_dir or self.home / "collector-wal").resolve()
 
@@ -115,6 +111,19 @@ class DriftSettings(PlatformSettings):
         "the collector serves them on its `/metrics`. Unset: <home>/metrics.",
     )
 
+    drift_retrain_url: str | None = Field(
+        None,
+        description="The retrain endpoint the drift job files its requests with, e.g. "
+        "http://<collector>:8080/v1/retrain. Unset: `castml drift run` asks the policy in its "
+        "own process; a job with neither files nothing and says so in its result.",
+    )
+    retrain_token: str | None = Field(
+        None, description="Bearer token of the retrain endpoint (its CASTML_RETRAIN_TOKEN)."
+    )
+    drift_retrain_timeout_s: float = Field(
+        30.0, description="Seconds the drift job waits for the retrain endpoint's decision."
+    )
+
     def metrics_path(self, project: str) -> Path:
         return gauges_file((self.drift_metrics_dir or self.home / "metrics").resolve(), project)
 
@@ -138,13 +147,7 @@ class RetrainSettings(PlatformSettings):
     def decisions_dir(self) -> Path:
         return self.home.resolve() / "retrain"
 
-    @property
-    def logs_dir(self) -> Path:
-        """The collector's Parquet logs: a retrain's labelled training rows come from here."""
-        return self.home.resolve() / "logs"
-
 
 def from_env(cls: type[S], **wiring: object) -> S:
-    """`cls()` read from the environment, with process-wiring overrides (CLI flags)."""
-    settings = cls()
-    return settings.model_copy(update={k: v for k, v in wiring.items() if v is not None})
+    """`cls` from the environment and the CLI's wiring, validated (castml.settings)."""
+    return load_settings(cls, **wiring)

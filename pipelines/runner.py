@@ -1,4 +1,10 @@
-"""Run the training pipeline: locally through kfp.local, or on a KFP API (submit, schedule)."""
+"""Run the training pipeline: locally through kfp.local, or on a KFP API (submit, schedule).
+
+Every run starts from the checked-in compiled package (`pipelines/compiled/training.yaml`,
+`castml pipeline compile` writes it and CI diffs it), passed as a path: nothing compiles
+at run time, so the callers in read-only containers (the collector's retrain endpoint,
+the recurring-run hook Job) only read it, and kfp.local runs the very YAML a cluster runs.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from typing import Any
 from castml.errors import CastmlError
 
 COMPILED_DIR = Path(__file__).parent / "compiled"
+TRAINING_PACKAGE = COMPILED_DIR / "training.yaml"
 TASKS = ("validate", "split", "train", "evaluate", "register")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
@@ -70,11 +77,19 @@ class LogTap(io.TextIOBase):
         self.log.flush()
 
 
+def package_path(package: Path) -> Path:
+    """The compiled pipeline at `package`, or an error that says how to make it."""
+    if not package.is_file():
+        raise CastmlError(f"no compiled pipeline at {package}: run `castml pipeline compile`")
+    return package
+
+
 def run_local(
     project: str,
     tracking_uri: str,
     pipeline_root: Path,
     *,
+    package: Path = TRAINING_PACKAGE,
     reason: str = "manual",
     profile: str = "",
     params_override: str = "",
@@ -84,11 +99,11 @@ def run_local(
     """One kfp.local run (SubprocessRunner, this environment, offline); returns the version."""
     import logging
 
-    from kfp import local
+    from kfp import components, local
 
     from castml import registry
-    from pipelines.training import training_pipeline
 
+    training_pipeline = components.load_component_from_file(str(package_path(package)))
     registry.ensure_reachable(tracking_uri)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     log_file = pipeline_root / "last-run.log"
@@ -156,14 +171,16 @@ def submit(
     reason: str = "manual",
     profile: str = "",
     data_path: str = "",
+    *,
+    package: Path = TRAINING_PACKAGE,
 ) -> str:
     """Start one run on a KFP cluster from the compiled package; returns the run id.
 
     `data_path` must be readable from the pipeline's pods: a `runs:/` URI in MLflow's
     artifact store (what a retrain on logged traffic passes), or a path in the image.
     """
+    package = package_path(package)
     client = _client(host)
-    package = compile_all()[0]
     run = client.create_run_from_pipeline_package(
         str(package),
         arguments={
@@ -179,17 +196,20 @@ def submit(
     return str(run.run_id)
 
 
-def schedule(host: str, project: str, mlflow_uri: str, cron: str) -> str:
+def schedule(
+    host: str, project: str, mlflow_uri: str, cron: str, *, package: Path = TRAINING_PACKAGE
+) -> str:
     """Register the recurring retrain (KFP 6-field cron, e.g. monthly `0 0 2 1 * *`)."""
     if len(cron.split()) != 6:
         raise CastmlError(f"cron '{cron}' must have 6 fields (seconds first), e.g. '0 0 2 1 * *'")
+    package = package_path(package)
     client = _client(host)
     experiment = client.create_experiment(f"castml-{project}")
     job = client.create_recurring_run(
         experiment_id=experiment.experiment_id,
         job_name=f"{project}-monthly-retrain",
         cron_expression=cron,
-        pipeline_package_path=str(compile_all()[0]),
+        pipeline_package_path=str(package),
         params={"project": project, "mlflow_uri": mlflow_uri, "retrain_reason": "schedule"},
         max_concurrency=1,
         no_catchup=True,

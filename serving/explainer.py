@@ -2,21 +2,22 @@
 
 It asks the predictor which version it serves on each request (one small GET), and
 switches its own copy to that version, so an explanation always matches the served
-model. The background is the sample logged with that version.
+model. The background is the sample logged with that version. Its work is KServe's
+hooks: `preprocess` (validate), `explain`, `postprocess` (the answer); the REST routes
+only read the request and write the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 
 from castml.protocol.v2_tensors import features_matrix, tensors_from_json
 from castml.spec import load_spec
-from castml.web.asgi import App, Request, Response, json_response
+from castml.web.asgi import App, Request, Response, encode_header, json_response, new_request_id
 from serving import anchors
 from serving.errors import BadRequestError, MethodUnavailableError, NotFoundError
 from serving.metrics import ServerMetrics
@@ -52,14 +53,18 @@ class Explainer:
             await self.slot.load(version)
         return self.slot.current
 
-    def _check_model(self, request: Request) -> None:
-        name = request.params.get("model")
-        if name != self.spec.name:
-            raise NotFoundError(f"unknown model '{name}'; this endpoint serves '{self.spec.name}'")
+    # KServe's hooks
 
-    async def explain_v1(self, request: Request) -> Response:
-        self._check_model(request)
-        payload = request.json()
+    def preprocess(self, payload: Any, v2: bool) -> tuple[np.ndarray, dict[str, Any], bool]:
+        """The rows to explain (validated like the transformer's), the options, and whether
+        the request is a batch."""
+        if v2:
+            x = features_matrix(tensors_from_json(payload), self.spec.feature_names, MAX_INSTANCES)
+            self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
+            options = payload.get("parameters") or {}
+            if not isinstance(options, dict):
+                raise BadRequestError("'parameters' must be an object")
+            return x, options, len(x) > 1
         if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
             raise BadRequestError(
                 'send {"features": {...}} or {"instances": [{...}]}, optionally with '
@@ -69,23 +74,12 @@ class Explainer:
         records = payload["instances"] if batch else [payload["features"]]
         if not isinstance(records, list):
             raise BadRequestError("'instances' must be a list of records")
-        x = self.validator.records(records, batch)
-        return await self._answer(x, payload, batch, request)
+        return self.validator.records(records, batch), payload, batch
 
-    async def explain_v2(self, request: Request) -> Response:
-        self._check_model(request)
-        payload = request.json()
-        x = features_matrix(tensors_from_json(payload), self.spec.feature_names, MAX_INSTANCES)
-        self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
-        options = payload.get("parameters") or {}
-        if not isinstance(options, dict):
-            raise BadRequestError("'parameters' must be an object")
-        return await self._answer(x, options, len(x) > 1, request)
-
-    async def _answer(
-        self, x: np.ndarray, options: dict[str, Any], batch: bool, request: Request
-    ) -> Response:
-        started = time.perf_counter()
+    async def explain(
+        self, x: np.ndarray, options: dict[str, Any]
+    ) -> tuple[ServedModel, list[dict[str, Any]]]:
+        """One explanation per row, by the version the predictor serves now."""
         method = options.get("method", "shap")
         top_k = _bounded_int(options, "top_k", self.settings.top_k, 1, len(self.spec.features))
         permutations = _bounded_int(
@@ -114,19 +108,51 @@ class Explainer:
                 await asyncio.to_thread(self._shap, served, row, top_k, permutations, chart)
                 for row in x
             ]
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        elapsed = round((time.perf_counter() - started) * 1000, 3)
-        self.metrics.total.observe(elapsed / 1000)
+        return served, results
+
+    def postprocess(
+        self,
+        served: ServedModel,
+        results: list[dict[str, Any]],
+        request_id: str,
+        elapsed_ms: float,
+        batch: bool,
+    ) -> dict[str, Any]:
         for result in results:
             result.update(
-                model_version=served.label, request_id=request_id, processing_time_ms=elapsed
+                model_version=served.label, request_id=request_id, processing_time_ms=elapsed_ms
             )
-        headers = [(b"x-model-version", served.version.encode())]
         if batch:
-            return json_response(
-                {"explanations": results, "model_version": served.label}, headers=headers
-            )
-        return json_response(results[0], headers=headers)
+            return {"explanations": results, "model_version": served.label}
+        return results[0]
+
+    # REST routes: read the request, run the hooks, write the answer
+
+    def _check_model(self, request: Request) -> None:
+        name = request.params.get("model")
+        if name != self.spec.name:
+            raise NotFoundError(f"unknown model '{name}'; this endpoint serves '{self.spec.name}'")
+
+    async def _serve(self, request: Request, v2: bool) -> Response:
+        self._check_model(request)
+        x, options, batch = self.preprocess(request.json(), v2)
+        started = time.perf_counter()
+        served, results = await self.explain(x, options)
+        request_id = request.headers.get("x-request-id") or new_request_id()
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        self.metrics.total.observe(elapsed / 1000)
+        answer = self.postprocess(served, results, request_id, elapsed, batch)
+        headers = [
+            (b"x-model-version", served.version.encode()),
+            (b"x-request-id", encode_header(request_id)),
+        ]
+        return json_response(answer, headers=headers)
+
+    async def explain_v1(self, request: Request) -> Response:
+        return await self._serve(request, v2=False)
+
+    async def explain_v2(self, request: Request) -> Response:
+        return await self._serve(request, v2=True)
 
     def _shap(
         self, served: ServedModel, row: np.ndarray, top_k: int, permutations: int, chart: bool

@@ -3,7 +3,8 @@
 One `grpc.aio` channel, opened on first use inside the server's event loop (an aio
 channel belongs to the loop it was made in). Rows travel as raw little-endian FP32
 (`raw_input_contents`), outputs come back raw too, so nothing is converted per value.
-Errors map back to the HTTP statuses the REST client gives (`serving.predictor_client`).
+Errors map back to the HTTP statuses the REST client gives (`serving.predictor_client`);
+the reply is the shared `serving.predictor_reply.InferReply`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from castml.protocol.v2_tensors import NUMERIC
 from serving.errors import PredictorRefusedError, PredictorUnavailableError, UpstreamError
-from serving.predictor_client import InferReply
+from serving.predictor_reply import InferReply, threshold_of
 from serving.v2_proto import CONTENTS_FIELD, HTTP_STATUS, SERVICE, load_pb2
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the predictor's own receive limit
@@ -38,23 +39,12 @@ def _target(predictor_url: str) -> str:
     return predictor_url.split("://", 1)[-1].rstrip("/")
 
 
-def _threshold(parameters: Any) -> float | None:
-    """The `threshold` response parameter castml's predictor sets (None from other servers)."""
-    if "threshold" not in parameters:
-        return None
-    try:
-        return float(parameters["threshold"].string_param)
-    except ValueError:
-        return None
-
-
 class GrpcPredictorClient:
     def __init__(self, predictor_url: str, project: str, timeout_s: float) -> None:
         self.target = _target(predictor_url)
         self.project = project
         self.timeout_s = timeout_s
         self.pb2 = load_pb2()
-        self.thresholds: dict[str, float] = {}
         self._channel: grpc.aio.Channel | None = None
         self._methods: dict[str, Callable[..., Any]] = {}
 
@@ -90,6 +80,7 @@ class GrpcPredictorClient:
 
     async def infer(self, x: np.ndarray, request_id: str, version: str | None = None) -> InferReply:
         pb2 = self.pb2
+        # `id`: the predictor logs under it, so the log has the id the client sees.
         request = pb2.ModelInferRequest(
             model_name=self.project, model_version=version or "", id=request_id
         )
@@ -111,14 +102,11 @@ class GrpcPredictorClient:
                     getattr(tensor.contents, CONTENTS_FIELD[tensor.datatype]), dtype=dtype
                 )
             outputs[tensor.name] = values.reshape(tuple(tensor.shape))
-        threshold = _threshold(reply.parameters)
-        if threshold is not None:
-            self.thresholds[reply.model_version] = threshold
+        parameters = reply.parameters
+        threshold = threshold_of(
+            parameters["threshold"].string_param if "threshold" in parameters else None
+        )
         return InferReply(reply.model_version, outputs, threshold)
-
-    async def model_threshold(self, version: str) -> float:
-        """What an infer reply of `version` said; 0.5 for a predictor that never says."""
-        return self.thresholds.get(version, 0.5)
 
     async def ready(self) -> bool:
         reply = await self._call(

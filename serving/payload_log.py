@@ -1,16 +1,14 @@
-"""The payload logger of the predictor and the transformer: what KServe's logger sidecar
-does in a cluster.
+"""The predictor's payload logger: what KServe's logger sidecar does in a cluster.
 
 With `CASTML_LOGGER_URL` set, every successful infer (REST and gRPC) is posted to the
 collector as two binary-mode CloudEvents, the request and the response, sharing one
-`ce-id`: the id the response carries. The predictor logs its v2 bodies (component
-`predictor`); the transformer logs its own public bodies (component `transformer`)
-under the same id, since it forwards its request id to the predictor. The request
-thread only enqueues (a
-`castml.cloudevent_sender.EventSender` per process delivers, with retries, from a bounded
-queue); a full queue refuses the event, never the request, and the refusal shows on
-`/metrics` as `castml_logger_events_refused_total`. Unset, none of this is built and
-the hot path pays one `is None` test.
+`ce-id`: the id the response carries, which is the id the client saw (a transformer
+forwards its own request id, so the log has the id the transformer answered with).
+Payloads are logged at the predictor only, in both modes. The request thread only
+enqueues (a `castml.cloudevent_sender.EventSender` per process delivers, with retries,
+from a bounded queue); a full queue refuses the event, never the request, and the refusal
+shows on `/metrics` as `castml_logger_events_refused_total`. Unset, none of this is built
+and the hot path pays one `is None` test.
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ class PayloadLog:
         self.sender = sender
         self.required = [name for name in LOGGED_OUTPUTS if name in outputs]
 
-    def emit(self, request_id: str, request_body: bytes, response_body: bytes) -> None:
+    def _emit(self, request_id: str, request_body: bytes, response_body: bytes) -> None:
         """Both halves; a refusal is counted by the sender (and exported), never raised."""
         self.sender.emit_request(request_id, request_body)
         self.sender.emit_response(request_id, response_body)
@@ -69,7 +67,7 @@ class PayloadLog:
             )
             if response_body is None or self.needs_own_response(wanted):
                 response_body = self.response_body(project, version, request_id, out, wanted)
-            self.emit(request_id, request_body, response_body)
+            self._emit(request_id, request_body, response_body)
         except Exception:  # a logging fault must not fail a prediction already made
             log.exception("payload log: event for request %s not queued", request_id)
 
@@ -162,16 +160,9 @@ class SenderMetrics(Collector):
 
 
 def payload_log(
-    settings: ServingSettings,
-    project: str,
-    outputs: Sequence[str],
-    metrics: ServerMetrics,
-    component: str = "predictor",
+    settings: ServingSettings, project: str, outputs: Sequence[str], metrics: ServerMetrics
 ) -> PayloadLog | None:
-    """One sender for this process (None when unset), its counters on the server's `/metrics`.
-
-    `component` is the CloudEvents `component` extension, as KServe's logger sets it.
-    """
+    """One sender for this process (None when unset), its counters on the server's `/metrics`."""
     if not settings.logger_url:
         return None
     sender = EventSender(
@@ -179,7 +170,6 @@ def payload_log(
         project,
         settings.logger_token,
         namespace=settings.logger_namespace,
-        component=component,
         max_queue=settings.logger_queue_size,
     )
     metrics.registry.register(SenderMetrics(sender, metrics.server))

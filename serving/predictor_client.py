@@ -2,7 +2,8 @@
 
 `--predictor_protocol` (KServe's flag) picks the client: `v2` is REST over kept-alive
 connections (`LeanHttpClient`), `grpc-v2` is `serving.grpc_client` (grpc is imported
-only then). Both answer the same `InferReply` and raise the same typed errors, so the
+only then). Both answer the same `InferReply` (`serving.predictor_reply`, threshold
+included: the predictor sends it with every reply) and raise the same typed errors, so the
 transformer's answer, and the status of every failure, do not depend on the protocol:
 a refusal by the predictor keeps its 4xx status, a predictor that is down, times out
 or is not ready yet is a 503 (retry), and any other predictor failure a 502.
@@ -10,8 +11,7 @@ or is not ready yet is a 503 (retry), and any other predictor failure a 502.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import orjson
@@ -19,35 +19,7 @@ import orjson
 from castml.protocol.v2_tensors import NUMERIC
 from serving.errors import PredictorRefusedError, PredictorUnavailableError, UpstreamError
 from serving.http_client import LeanHttpClient, UpstreamUnavailableError
-
-PROTOCOLS = ("v2", "grpc-v2")
-
-
-@dataclass(frozen=True)
-class InferReply:
-    """A predictor's infer answer, decoded."""
-
-    model_version: str
-    # In the predictor's order, each with the dtype of its v2 datatype (float32 for FP32),
-    # so REST and gRPC give bit-identical arrays.
-    outputs: dict[str, np.ndarray]
-    threshold: float | None = None  # the version's decision threshold, when the reply has it
-
-
-class PredictorCalls(Protocol):
-    """What the transformer needs from the predictor, whatever the protocol."""
-
-    async def infer(
-        self, x: np.ndarray, request_id: str, version: str | None = None
-    ) -> InferReply: ...
-
-    async def model_threshold(self, version: str) -> float: ...
-
-    async def ready(self) -> bool: ...
-
-    async def metadata(self) -> dict[str, Any]: ...
-
-    async def close(self) -> None: ...
+from serving.predictor_reply import PROTOCOLS, InferReply, PredictorCalls, threshold_of
 
 
 class PredictorClient:
@@ -57,7 +29,6 @@ class PredictorClient:
         self.base_url = base_url.rstrip("/")
         self.project = project
         self.client = LeanHttpClient(self.base_url, timeout_s)
-        self.thresholds: dict[str, float] = {}
 
     async def get(self, path: str) -> dict[str, Any]:
         return await self._call("GET", path, None)
@@ -66,7 +37,7 @@ class PredictorClient:
         path = f"/v2/models/{self.project}" + (f"/versions/{version}" if version else "") + "/infer"
         body = orjson.dumps(
             {
-                "id": request_id,
+                "id": request_id,  # the predictor logs under it: the id the client sees
                 "inputs": [
                     {
                         "name": "features",
@@ -83,7 +54,11 @@ class PredictorClient:
             o["name"]: np.asarray(o["data"], dtype=NUMERIC.get(o["datatype"])).reshape(o["shape"])
             for o in payload.get("outputs", [])
         }
-        return InferReply(str(payload.get("model_version", "")), outputs)
+        parameters = payload.get("parameters")
+        threshold = threshold_of(
+            parameters.get("threshold") if isinstance(parameters, dict) else None
+        )
+        return InferReply(str(payload.get("model_version", "")), outputs, threshold)
 
     async def _call(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
         try:
@@ -109,16 +84,6 @@ class PredictorClient:
                 response.status, payload.get("error", f"the predictor answered {response.status}")
             )
         return payload
-
-    async def model_threshold(self, version: str) -> float:
-        """The decision threshold of `version`, asked once per version (it changes with it)."""
-        if version not in self.thresholds:
-            try:
-                meta = await self.get(f"/v2/models/{self.project}/versions/{version}")
-            except PredictorRefusedError:  # switched again meanwhile: the current one is as good
-                meta = await self.get(f"/v2/models/{self.project}")
-            self.thresholds[version] = float(meta.get("parameters", {}).get("threshold", 0.5))
-        return self.thresholds[version]
 
     async def ready(self) -> bool:
         return bool((await self.get("/v2/health/ready")).get("ready"))

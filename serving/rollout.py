@@ -30,14 +30,16 @@ import orjson
 from castml import isvc
 from castml.protocol.mlflow_names import CHAMPION
 from castml.web.asgi import App, Request, Response, json_response
+from castml.web.errors import UnavailableError
 from serving.errors import (
     BadRequestError,
     ServingError,
     UpstreamError,
+    VersionRefusedError,
     WebhookRejectedError,
 )
+from serving.registry_store import RegistryStore, VersionInfo
 from serving.settings import RolloutSettings
-from serving.version_store import RegistryStore
 
 log = logging.getLogger("serving.rollout")
 
@@ -100,8 +102,19 @@ class EmbeddedTarget:
                 f"{self.url}/v2/repository/models/{self.project}/load",
                 json={"parameters": {"version": version}},
             )
-        if response.status_code != 200:
-            raise UpstreamError(f"the predictor refused version {version}: {response.text}")
+        if response.status_code == 200:
+            return
+        try:
+            reason = str(response.json().get("error") or response.text)
+        except ValueError:
+            reason = response.text
+        if response.status_code == 422:  # a verdict on the version: an outcome, not a retry
+            raise VersionRefusedError(reason)
+        if response.status_code == 503:
+            raise UnavailableError(f"the predictor cannot load version {version} now: {reason}")
+        raise UpstreamError(
+            f"the predictor answered {response.status_code} to loading version {version}: {reason}"
+        )
 
 
 class ClusterTarget:
@@ -148,9 +161,27 @@ class ClusterTarget:
 class Outcome:
     champion: str | None
     served_before: str | None
-    action: str  # unchanged | deployed | failed | no-champion
+    # unchanged | deployed | refused (a verdict on the version) | failed | unavailable
+    # (MLflow or the predictor cannot be reached now) | no-champion
+    action: str
     trigger: str
     error: str = ""
+
+    def line(self) -> str:
+        """One line for people: what happened and what serves now."""
+        served = f"version {self.served_before}" if self.served_before else "nothing"
+        if self.action == "deployed":
+            return f"deployed: version {self.champion} serves now (was {served})"
+        if self.action == "unchanged":
+            return f"unchanged: @champion is version {self.champion}, which serves"
+        if self.action == "no-champion":
+            return f"no-champion: no version has @{CHAMPION}; {served} keeps serving"
+        return f"{self.action}: {self.error}; {served} keeps serving"
+
+
+STATUS_TAG = TAG_PREFIX + "status"
+ERROR_TAG = TAG_PREFIX + "error"
+REFUSED = "refused"
 
 
 class Reconciler:
@@ -161,9 +192,9 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self.last: Outcome | None = None
 
-    async def champion(self) -> str | None:
+    async def champion(self) -> VersionInfo | None:
         try:
-            return await asyncio.to_thread(self.registry.resolve, CHAMPION)
+            return await asyncio.to_thread(self.registry.model_version, CHAMPION)
         except ServingError as exc:
             if exc.status_code == 404:
                 return None
@@ -171,46 +202,71 @@ class Reconciler:
 
     async def reconcile(self, trigger: str) -> Outcome:
         async with self._lock:  # a webhook and the periodic loop never overlap
-            champion = await self.champion()
-            served = await self.target.current()
-            if champion is None:
-                outcome = Outcome(None, served, "no-champion", trigger)
-            elif champion == served:
-                outcome = Outcome(champion, served, "unchanged", trigger)
-            else:
-                try:
-                    await self.target.apply(champion)
-                    outcome = Outcome(champion, served, "deployed", trigger)
-                except ServingError as exc:
-                    outcome = Outcome(champion, served, "failed", trigger, str(exc))
-                await asyncio.to_thread(self._tag, outcome)
+            try:
+                outcome = await self._reconcile(trigger)
+            except UnavailableError as exc:  # MLflow or the predictor down: the next round
+                outcome = Outcome(None, None, "unavailable", trigger, str(exc))
+            except ServingError as exc:
+                outcome = Outcome(None, None, "failed", trigger, str(exc))
+            if outcome != self.last or outcome.action not in ("unchanged", REFUSED):
+                log.warning("reconcile (%s): %s", trigger, outcome.line())
             self.last = outcome
-            log.warning("reconcile (%s): %s", trigger, outcome)
             return outcome
+
+    async def _reconcile(self, trigger: str) -> Outcome:
+        info = await self.champion()
+        champion = None if info is None else info.version
+        served = await self.target.current()
+        if info is None or champion is None:
+            return Outcome(None, served, "no-champion", trigger)
+        if champion == served:
+            return Outcome(champion, served, "unchanged", trigger)
+        if info.tags.get(STATUS_TAG) == REFUSED and trigger != "manual":
+            # Refused before (the tag is the reconciler's own record): not again in a loop.
+            # A manual reconcile asks again; the predictor answers from its own mark.
+            earlier = info.tags.get(ERROR_TAG, "")
+            return Outcome(champion, served, REFUSED, trigger, earlier)
+        try:
+            await self.target.apply(champion)
+            outcome = Outcome(champion, served, "deployed", trigger)
+        except VersionRefusedError as exc:
+            outcome = Outcome(champion, served, REFUSED, trigger, str(exc))
+        except UnavailableError:
+            raise
+        except ServingError as exc:
+            outcome = Outcome(champion, served, "failed", trigger, str(exc))
+        await asyncio.to_thread(self._tag, outcome)
+        return outcome
 
     def _tag(self, outcome: Outcome) -> None:
         """`deployed.*` tags on the version, through the MLflow REST API."""
         assert outcome.champion is not None
+        status = {"deployed": "serving", REFUSED: REFUSED}.get(outcome.action, "failed")
         tags = {
-            "status": "serving" if outcome.action == "deployed" else "failed",
+            "status": status,
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "target": self.target.description,
             "previous_version": outcome.served_before or "",
             "trigger": outcome.trigger,
         }
-        if outcome.error:
-            tags["error"] = outcome.error[:500]
-        for key, value in tags.items():
-            httpx.post(
-                f"{self.registry.uri}/api/2.0/mlflow/model-versions/set-tag",
-                json={
-                    "name": self.settings.project,
-                    "version": outcome.champion,
-                    "key": TAG_PREFIX + key,
-                    "value": value,
-                },
-                timeout=10.0,
-            ).raise_for_status()
+        tags["error"] = outcome.error[:500]  # cleared on success
+        try:
+            for key, value in tags.items():
+                self._set_tag(outcome.champion, key, value)
+        except httpx.HTTPError as exc:  # the outcome stands; its record is best effort
+            log.warning("could not tag version %s: %s", outcome.champion, exc)
+
+    def _set_tag(self, version: str, key: str, value: str) -> None:
+        httpx.post(
+            f"{self.registry.uri}/api/2.0/mlflow/model-versions/set-tag",
+            json={
+                "name": self.settings.project,
+                "version": version,
+                "key": TAG_PREFIX + key,
+                "value": value,
+            },
+            timeout=10.0,
+        ).raise_for_status()
 
 
 def webhook_app(reconciler: Reconciler) -> App:
@@ -255,8 +311,8 @@ def webhook_app(reconciler: Reconciler) -> App:
         while True:
             try:
                 await reconciler.reconcile("periodic")
-            except Exception:  # the backstop keeps running whatever one round hit
-                log.exception("periodic reconcile failed")
+            except Exception as exc:  # a bug; the backstop keeps running whatever one round hit
+                log.error("periodic reconcile failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(settings.reconcile_interval_s)
 
     async def start() -> None:

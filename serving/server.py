@@ -13,7 +13,8 @@ from castml.spec import load_spec
 from castml.web.asgi import App
 from serving.metrics import ServerMetrics
 from serving.model_slot import ModelSlot
-from serving.predictor import Predictor, build_app
+from serving.predictor import build_app
+from serving.predictor_core import PredictorCore
 from serving.settings import ServingSettings, serving_settings
 from serving.version_store import LocalStore, RegistryStore, VersionSource
 from serving.worker_pin import SharedPin
@@ -31,11 +32,11 @@ def version_source(settings: ServingSettings, project: str) -> VersionSource:
 
 def predictor_app(
     settings: ServingSettings, project: str | None = None, grpc_port: int | None = None
-) -> tuple[App, Predictor]:
+) -> tuple[App, PredictorCore]:
     """The predictor app; it pins its version at start-up (lifespan), before it answers."""
     spec = load_spec(project or settings.project)
     slot = ModelSlot(version_source(settings, spec.name), spec, ServerMetrics("predictor"))
-    predictor = Predictor(
+    predictor = PredictorCore(
         slot, settings.model_version, settings.max_batch_rows, settings.microbatch
     )
     if settings.logger_url:
@@ -52,22 +53,24 @@ def predictor_app(
     async def startup() -> None:
         pin = predictor.pin
         # A worker that joins later (or replaces a dead one) serves what the others serve.
-        ref = (pin.read() if pin else None) or settings.model_version
-        result = slot.load_blocking(ref)
-        log.warning("predictor: serving %s version %s", spec.name, result.version)
+        if not slot.ready:  # `python -m serving` loads before uvicorn starts (preload)
+            ref = (pin.read() if pin else None) or settings.model_version
+            slot.load_blocking(ref)
+        version = slot.current.version
+        log.warning("predictor: serving %s version %s", spec.name, version)
         if pin is not None:
-            pin.report(result.version)
+            pin.report(version)
             background.append(asyncio.create_task(pin.follow(slot)))
         if grpc_port:
             from serving.grpc_server import start_grpc
 
-            grpc_server.append(start_grpc(predictor, settings.host, grpc_port))
+            grpc_server.append(await start_grpc(predictor, settings.host, grpc_port))
 
     async def shutdown() -> None:
         for task in background:
             task.cancel()
         for server in grpc_server:
-            server.stop(grace=1.0)
+            await server.stop(grace=1.0)
         if predictor.payload_log is not None:
             # What the collector has not taken within the grace period counts as unsent.
             await asyncio.to_thread(predictor.payload_log.close, 3.0)

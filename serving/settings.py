@@ -68,10 +68,10 @@ class ServingSettings(PlatformSettings):
         None,
         description=(
             "The collector's CloudEvents ingest URL (e.g. http://127.0.0.1:8090/). Set: the "
-            "predictor and the transformer each post every successful request and response "
-            "there (component `predictor` / `transformer`), as KServe's payload logger does in "
-            "a cluster. Unset: nothing is logged (the cluster default, where KServe's logger "
-            "sidecar does it)."
+            "predictor posts every successful request and response there, under the request "
+            "id the client saw, as KServe's payload logger does in a cluster (the transformer "
+            "logs nothing). Unset: nothing is logged (the cluster default, where KServe's "
+            "logger sidecar does it)."
         ),
     )
     logger_token: str | None = Field(
@@ -121,7 +121,11 @@ class RolloutSettings(PlatformSettings):
         30.0, description="Seconds between periodic reconciles (the backstop for lost webhooks)."
     )
     rollout_host: str = Field("127.0.0.1", description="Interface the webhook receiver binds.")
-    rollout_port: int = Field(8090, description="Port of the webhook receiver.")
+    rollout_port: int = Field(
+        8092,
+        description="Port of the webhook receiver (its own: the collector has 8090, the "
+        "retrain endpoint 8091).",
+    )
 
 
 def serving_settings(**overrides: Any) -> ServingSettings:

@@ -1,41 +1,47 @@
 """The transformer: the public endpoint. Named JSON in, validated, v2 tensors to the predictor.
 
+Its work is KServe's hooks: `preprocess` (validate the body into an `[N, F]` matrix),
+`predict` (the predictor's infer, over v2 REST or gRPC: `--predictor_protocol`, see
+`serving.predictor_client`; the answer is the same either way), `postprocess` (the
+public answer, `castml.protocol.transformer_answer`). The REST routes only read the
+request and write the answer.
+
 Confidence bands. With threshold t and probability p, the margin is how far p lies
 from t towards the end of its side, in [0, 1]:
     margin = (p - t) / (1 - t)   when p >= t   (the defect side)
     margin = (t - p) / t         when p <  t   (the ok side)
 `high` when margin >= CASTML_CONFIDENCE_HIGH (0.5), `medium` when margin >=
 CASTML_CONFIDENCE_MEDIUM (0.2), otherwise `low`. A probability at the threshold is as
-uncertain as the model gets; one at 0 or 1 is as sure.
+uncertain as the model gets; one at 0 or 1 is as sure. The threshold comes with every
+infer reply (`parameters.threshold`), so no metadata call is needed when versions change.
 
-The predictor is called over v2 REST or v2 gRPC (`--predictor_protocol`, see
-`serving.predictor_client`); the answer is the same either way. With
-`CASTML_LOGGER_URL` set, each successful request and its answer are posted to the
-collector as the KServe logger's CloudEvents (component `transformer`), under the
-request id the client gets back, which is also the id the predictor logs under.
+Payload logging is the predictor's alone, in both modes: the transformer forwards the
+request id the client sent (x-request-id, or v2's `id`), or the one it made and answers
+with, and the predictor logs the request under it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from castml.protocol.transformer_answer import (
+    CONFIDENCE_BANDS,
+    batch_answer,
+    instance_answers,
+)
 from castml.protocol.v2_tensors import features_matrix, output_json, tensors_from_json
 from castml.spec import load_spec
-from castml.web.asgi import App, Request, Response, json_response, new_request_id
+from castml.web.asgi import App, Request, Response, encode_header, json_response, new_request_id
 from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
-from serving.predictor_client import InferReply, predictor_client
+from serving.predictor_client import predictor_client
+from serving.predictor_reply import InferReply
 from serving.settings import ServingSettings
 from serving.validation import FeatureValidator
-
-if TYPE_CHECKING:
-    from serving.payload_log import PayloadLog
-
-BANDS = ("low", "medium", "high")
 
 
 def confidence(probability: np.ndarray, threshold: float, high: float, medium: float) -> list[str]:
@@ -46,7 +52,17 @@ def confidence(probability: np.ndarray, threshold: float, high: float, medium: f
         (threshold - p) / max(threshold, 1e-12),
     )
     level = (margin >= medium).astype(np.int8) + (margin >= high)  # 0 low, 1 medium, 2 high
-    return [BANDS[i] for i in level.tolist()]
+    return np.asarray(CONFIDENCE_BANDS)[level].tolist()  # type: ignore[no-any-return]
+
+
+@dataclass
+class Call:
+    """One request's state, carried from `preprocess` to `postprocess`."""
+
+    request_id: str
+    started: float
+    v2: bool  # a plain v2 request, answered in v2
+    batch: bool = False  # v1 `instances`: answered as a batch
 
 
 class Transformer:
@@ -61,145 +77,112 @@ class Transformer:
             settings.predictor_timeout_s,
         )
         self.metrics = ServerMetrics("transformer")
-        self.payload_log: PayloadLog | None = None
-        if settings.logger_url:
-            from serving.payload_log import payload_log  # httpx only when logging is on
+        names = self.spec.class_names or ("negative", "positive")
+        self.class_names = np.asarray(names, dtype=object)
 
-            self.payload_log = payload_log(
-                settings, self.spec.name, (), self.metrics, component="transformer"
+    # KServe's hooks
+
+    def preprocess(self, payload: Any, call: Call) -> np.ndarray:
+        """The body, every field validated (400 naming each problem), as `[N, F]` float32."""
+        if call.v2:
+            x = features_matrix(
+                tensors_from_json(payload), self.spec.feature_names, self.settings.max_batch_rows
             )
+            self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
+            if payload.get("id"):
+                call.request_id = str(payload["id"])
+            return x
+        if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
+            raise BadRequestError(
+                'send {"features": {<name>: <value>, ...}} or {"instances": [{...}, ...]}'
+            )
+        call.batch = "instances" in payload
+        records = payload["instances"] if call.batch else [payload["features"]]
+        if not isinstance(records, list):
+            raise BadRequestError("'instances' must be a list of records")
+        return self.validator.records(records, call.batch)
+
+    async def predict(self, x: np.ndarray, call: Call, version: str | None) -> InferReply:
+        """The predictor's answer; it logs the request under `call.request_id`."""
+        return await self.client.infer(x, call.request_id, version)
+
+    def postprocess(self, reply: InferReply, call: Call) -> dict[str, Any]:
+        """The public answer (`TransformerAnswer`), or a v2 answer with `class` and `confidence`."""
+        out = reply.outputs
+        if call.v2:
+            return self._v2_answer(reply, call)
+        latent = out["latent"].astype(np.float64).round(6).tolist()
+        version = f"{self.spec.name}/{reply.model_version}"
+        elapsed = round((time.perf_counter() - call.started) * 1000, 3)
+        if self.spec.is_classification:
+            probability = out["probability"].astype(np.float64)
+            objects = instance_answers(
+                version,
+                call.request_id,
+                elapsed,
+                latent,
+                classes=self.class_names[out["label"].astype(np.int64)].tolist(),
+                probabilities=probability.round(6).tolist(),
+                bands=self._bands(probability, reply.threshold),
+            )
+        else:
+            values = out["prediction"].astype(np.float64).tolist()
+            objects = instance_answers(version, call.request_id, elapsed, latent, values=values)
+        return batch_answer(objects) if call.batch else objects[0]
+
+    def _v2_answer(self, reply: InferReply, call: Call) -> dict[str, Any]:
+        out = reply.outputs
+        outputs = [output_json(name, values) for name, values in out.items()]
+        if self.spec.is_classification:
+            n = len(out["label"])
+            classes = self.class_names[out["label"].astype(np.int64)].tolist()
+            bands = self._bands(out["probability"], reply.threshold)
+            outputs.append({"name": "class", "datatype": "BYTES", "shape": [n], "data": classes})
+            outputs.append({"name": "confidence", "datatype": "BYTES", "shape": [n], "data": bands})
+        return {
+            "model_name": self.spec.name,
+            "model_version": reply.model_version,
+            "id": call.request_id,
+            "outputs": outputs,
+        }
+
+    def _bands(self, probability: np.ndarray, threshold: float) -> list[str]:
+        return confidence(
+            probability, threshold, self.settings.confidence_high, self.settings.confidence_medium
+        )
+
+    # REST routes: read the request, run the hooks, write the answer
 
     def _check_model(self, request: Request) -> None:
         name = request.params.get("model")
         if name != self.spec.name:
             raise NotFoundError(f"unknown model '{name}'; this endpoint serves '{self.spec.name}'")
 
-    async def predict_v1(self, request: Request) -> Response:
+    async def _serve(self, request: Request, v2: bool) -> Response:
         started = time.perf_counter()
         self._check_model(request)
-        payload = request.json()
-        request_id = request.headers.get("x-request-id") or new_request_id()
-        if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
-            raise BadRequestError(
-                'send {"features": {<name>: <value>, ...}} or {"instances": [{...}, ...]}'
-            )
-        batch = "instances" in payload
-        records = payload["instances"] if batch else [payload["features"]]
-        if not isinstance(records, list):
-            raise BadRequestError("'instances' must be a list of records")
-        x = self.validator.records(records, batch)
+        call = Call(request.headers.get("x-request-id") or new_request_id(), started, v2)
+        x = self.preprocess(request.json(), call)
         self.metrics.decode.observe(time.perf_counter() - started)
-        reply = await self.client.infer(x, request_id)
-        objects = await self._objects(reply, request_id, started)
+        reply = await self.predict(x, call, request.params.get("version"))
+        answer = self.postprocess(reply, call)
+        response = json_response(
+            answer,
+            headers=[
+                (b"x-model-version", reply.model_version.encode()),
+                (b"x-request-id", encode_header(call.request_id)),
+            ],
+        )
         self.metrics.total.observe(time.perf_counter() - started)
         self.metrics.rows_child.inc(len(x))
-        headers = [
-            (b"x-model-version", reply.model_version.encode()),
-            (b"x-request-id", request_id.encode()),
-        ]
-        if not batch:
-            response = json_response(objects[0], headers=headers)
-        else:
-            response = json_response(
-                {
-                    "predictions": objects,
-                    "model_version": objects[0]["model_version"],
-                    "request_id": request_id,
-                    "processing_time_ms": objects[0]["processing_time_ms"],
-                },
-                headers=headers,
-            )
-        if self.payload_log is not None:
-            self.payload_log.emit(request_id, request.body, response.body)
         return response
 
-    async def _threshold(self, reply: InferReply) -> float:
-        if reply.threshold is not None:  # gRPC replies carry it
-            return reply.threshold
-        return await self.client.model_threshold(reply.model_version)
-
-    async def _objects(
-        self, reply: InferReply, request_id: str, started: float
-    ) -> list[dict[str, Any]]:
-        out = reply.outputs
-        version = f"{self.spec.name}/{reply.model_version}"
-        latent = out["latent"].astype(np.float64).round(6).tolist()
-        elapsed = round((time.perf_counter() - started) * 1000, 3)
-        common = {"model_version": version, "request_id": request_id, "processing_time_ms": elapsed}
-        if not self.spec.is_classification:
-            values = out["prediction"].astype(np.float64).tolist()
-            return [
-                {"prediction": {"value": v}, "latent_features": lat, **common}
-                for v, lat in zip(values, latent, strict=True)
-            ]
-        threshold = await self._threshold(reply)
-        names = self.spec.class_names or ("negative", "positive")
-        probability = out["probability"].astype(np.float64)
-        bands = confidence(
-            probability, threshold, self.settings.confidence_high, self.settings.confidence_medium
-        )
-        return [
-            {
-                "prediction": {
-                    "class": names[int(label)],
-                    "probability": round(p, 6),
-                    "confidence": band,
-                },
-                "latent_features": lat,
-                **common,
-            }
-            for p, label, band, lat in zip(
-                probability.tolist(), out["label"].tolist(), bands, latent, strict=True
-            )
-        ]
+    async def predict_v1(self, request: Request) -> Response:
+        return await self._serve(request, v2=False)
 
     async def infer_v2(self, request: Request) -> Response:
         """Plain v2 with named inputs: validated like the JSON records, answered in v2."""
-        started = time.perf_counter()
-        self._check_model(request)
-        payload = request.json()
-        x = features_matrix(
-            tensors_from_json(payload), self.spec.feature_names, self.settings.max_batch_rows
-        )
-        self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
-        request_id = str(
-            payload.get("id") or request.headers.get("x-request-id") or new_request_id()
-        )
-        reply = await self.client.infer(x, request_id, request.params.get("version"))
-        out = reply.outputs
-        outputs = [output_json(name, values) for name, values in out.items()]
-        if self.spec.is_classification:
-            threshold = await self._threshold(reply)
-            names = self.spec.class_names or ("negative", "positive")
-            bands = confidence(
-                out["probability"],
-                threshold,
-                self.settings.confidence_high,
-                self.settings.confidence_medium,
-            )
-            n = len(bands)
-            outputs.append(
-                {
-                    "name": "class",
-                    "datatype": "BYTES",
-                    "shape": [n],
-                    "data": [names[int(v)] for v in out["label"].tolist()],
-                }
-            )
-            outputs.append({"name": "confidence", "datatype": "BYTES", "shape": [n], "data": bands})
-        response = json_response(
-            {
-                "model_name": self.spec.name,
-                "model_version": reply.model_version,
-                "id": request_id,
-                "outputs": outputs,
-            },
-            headers=[(b"x-model-version", reply.model_version.encode())],
-        )
-        if self.payload_log is not None:
-            self.payload_log.emit(request_id, request.body, response.body)
-        self.metrics.total.observe(time.perf_counter() - started)
-        return response
+        return await self._serve(request, v2=True)
 
     async def live(self, request: Request) -> Response:
         return json_response({"live": True})
@@ -213,9 +196,6 @@ class Transformer:
 
     async def close(self) -> None:
         await self.client.close()
-        if self.payload_log is not None:
-            # What the collector has not taken within the grace period counts as unsent.
-            await asyncio.to_thread(self.payload_log.close, 3.0)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         body, content_type = self.metrics.render()

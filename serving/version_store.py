@@ -2,32 +2,53 @@
 
 A version is pinned once: an alias (`champion`) is resolved to a number at load time
 and never followed implicitly afterwards; only an explicit load switches versions.
-Registry versions are cached on disk (`<cache>/<project>/<version>/`), so a restart
-with a cached version needs no download and no `mlflow` import.
+Registry versions are cached on disk (serving.registry_store), so a restart with a
+cached version needs no download, no `mlflow` import and no MLflow.
+
+Untrusted bytes never reach LightGBM in this process first (issue 10 §2): a version's
+files are checked against their digests, then trial-loaded in a child process
+(serving.trial_load); only then are they loaded here.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import httpx
 import numpy as np
 
-from castml.errors import CastmlError
-from castml.registry import BACKGROUND_ARTIFACT
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
+from serving import version_verdicts
 from serving.errors import NotFoundError, VersionRefusedError
+from serving.registry_store import (
+    BACKGROUND_FILE,
+    COMPLETE_MARKER,
+    MODEL_SUBDIR,
+    RegistryStore,
+    served,
+)
+from serving.trial_load import DEFAULT_TIMEOUT_S, trial_load
+from serving.version_verdicts import Verdicts
 
-MODEL_SUBDIR = "model"
-BACKGROUND_FILE = "background.npy"
-COMPLETE_MARKER = ".complete"
+__all__ = [
+    "BACKGROUND_FILE",
+    "COMPLETE_MARKER",
+    "MODEL_SUBDIR",
+    "LocalStore",
+    "RegistryStore",
+    "ServedModel",
+    "VersionSource",
+    "load_version",
+    "prepare_version",
+    "smoke_rows",
+]
+
+log = logging.getLogger("serving")
 ALIASES_FILE = "aliases.json"
 
 
@@ -47,6 +68,8 @@ class ServedModel:
 
 
 class VersionSource(Protocol):
+    verdicts: Verdicts
+
     def resolve(self, ref: str) -> str:
         """A concrete version number for `ref` (a number or an alias)."""
 
@@ -59,6 +82,7 @@ class LocalStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.verdicts = Verdicts(None)  # refusals in memory: the store may be read-only
 
     def resolve(self, ref: str) -> str:
         ref = ref.lstrip("@")
@@ -69,89 +93,13 @@ class LocalStore:
             json.loads(aliases_path.read_text()) if aliases_path.is_file() else {}
         )
         if ref not in aliases:
-            raise NotFoundError(f"no alias @{ref} in the model store {self.root}")
+            raise NotFoundError(f"no alias @{ref} in the local model store")
         return str(aliases[ref])
 
     def fetch(self, version: str) -> Path:
         folder = self.root / version
         if not (folder / MODEL_SUBDIR).is_dir():
-            raise NotFoundError(f"no version {version} in the model store {self.root}")
-        return folder
-
-
-class RegistryStore:
-    """The MLflow registry, through its REST API for look-ups (cheap, no `mlflow` import)."""
-
-    def __init__(
-        self, tracking_uri: str, project: str, cache: Path, timeout_s: float = 10.0
-    ) -> None:
-        self.uri = tracking_uri.rstrip("/")
-        self.project = project
-        self.cache = cache / project
-        self.timeout_s = timeout_s
-
-    def _get(self, path: str, params: dict[str, str]) -> dict[str, object]:
-        try:
-            response = httpx.get(f"{self.uri}{path}", params=params, timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise VersionRefusedError(f"MLflow at {self.uri} is unreachable: {exc}") from exc
-        if response.status_code in (400, 404):
-            what = params.get("alias") or params.get("version")
-            raise NotFoundError(f"model '{self.project}' has no version or alias '{what}'")
-        response.raise_for_status()
-        body: dict[str, object] = response.json()
-        return body
-
-    def model_version(self, ref: str) -> dict[str, str]:
-        ref = ref.lstrip("@")
-        if ref.isdigit():
-            body = self._get(
-                "/api/2.0/mlflow/model-versions/get", {"name": self.project, "version": ref}
-            )
-        else:
-            body = self._get(
-                "/api/2.0/mlflow/registered-models/alias", {"name": self.project, "alias": ref}
-            )
-        found = body.get("model_version")
-        if not isinstance(found, dict):
-            raise NotFoundError(f"model '{self.project}' has no version or alias '{ref}'")
-        return {str(k): str(v) for k, v in found.items() if isinstance(v, str | int)}
-
-    def resolve(self, ref: str) -> str:
-        return self.model_version(ref)["version"]
-
-    def fetch(self, version: str) -> Path:
-        folder = self.cache / version
-        if (folder / COMPLETE_MARKER).is_file():
-            return folder
-        import mlflow.artifacts
-
-        from castml.registry import download_model_dir
-
-        run_id = self.model_version(version).get("run_id", "")
-        self.cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.cache))
-        try:
-            model_dir = download_model_dir(self.project, version, staging / "download", self.uri)
-            shutil.move(str(model_dir), str(staging / MODEL_SUBDIR))
-            shutil.rmtree(staging / "download", ignore_errors=True)
-            if run_id:
-                try:
-                    local = mlflow.artifacts.download_artifacts(
-                        run_id=run_id,
-                        artifact_path=BACKGROUND_ARTIFACT,
-                        dst_path=str(staging / "bg"),
-                        tracking_uri=self.uri,
-                    )
-                    shutil.move(local, str(staging / BACKGROUND_FILE))
-                    shutil.rmtree(staging / "bg", ignore_errors=True)
-                except Exception:  # a version without a background still serves
-                    pass
-            (staging / COMPLETE_MARKER).touch()
-            shutil.rmtree(folder, ignore_errors=True)
-            staging.rename(folder)  # atomic: a half download is never seen as cached
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            raise NotFoundError(f"no version {version} in the local model store")
         return folder
 
 
@@ -164,11 +112,38 @@ def smoke_rows(spec: ProjectSpec) -> np.ndarray:
     return np.asarray([mid, mid], dtype=np.float32)
 
 
-def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedModel:
-    """Resolve, fetch, load and smoke-test one version; any failure refuses it (422)."""
+def prepare_version(
+    source: VersionSource, spec: ProjectSpec, ref: str, trial_timeout_s: float = DEFAULT_TIMEOUT_S
+) -> tuple[str, Path]:
+    """Resolve and fetch `ref`, then make sure its bytes are safe to load in this process.
+
+    Refused before: 422 at once. Otherwise the folder (digest-checked by the source) is
+    trial-loaded in a child process unless these very files passed one before
+    (serving.version_verdicts). A refusal is marked, so no one retries it in a loop.
+    """
     version = source.resolve(ref)
+    earlier = source.verdicts.refused(version)
+    if earlier is not None:
+        raise VersionRefusedError(f"{earlier} (refused earlier; not tried again)")
     try:
         folder = source.fetch(version)
+        digests = served(folder)
+        if not version_verdicts.trusted(folder, digests):
+            seconds = trial_load(
+                folder, version, spec.feature_names, smoke_rows(spec), trial_timeout_s
+            )
+            log.warning("version %s passed its trial load in %.2f s", version, seconds)
+            version_verdicts.trust(folder, digests)
+    except VersionRefusedError as exc:
+        source.verdicts.refuse(version, str(exc))
+        raise
+    return version, folder
+
+
+def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedModel:
+    """Prepare (resolve, fetch, verify, trial-load), then load and smoke-test in process."""
+    version, folder = prepare_version(source, spec, ref)
+    try:
         model = AeGbmModel.load(folder / MODEL_SUBDIR)
         background_path = folder / BACKGROUND_FILE
         background = (
@@ -176,15 +151,9 @@ def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedMo
             if background_path.is_file()
             else None
         )
-    except (NotFoundError, VersionRefusedError):
-        raise
-    except (OSError, ValueError, KeyError, TypeError, CastmlError) as exc:
+    except Exception as exc:  # it passed a trial; a failure here is still the version's
         raise VersionRefusedError(
-            f"version {version} failed to load: {type(exc).__name__}: {exc}"
-        ) from exc
-    except Exception as exc:  # LightGBM raises its own error type on a corrupt model file
-        raise VersionRefusedError(
-            f"version {version} failed to load: {type(exc).__name__}: {exc}"
+            f"version {version} failed to load: {type(exc).__name__}"
         ) from exc
     _smoke_test(model, spec, version, background)
     return ServedModel(spec.name, version, model, background, time.time())

@@ -2,7 +2,8 @@
 
 MLflow (SQLite) -> the KFP pipeline through kfp.local -> a registered, gated
 version; then, when those parts are installed, serving on loopback and the
-monitoring loop (drift -> retrain). MLflow stays up afterwards for its UI.
+monitoring loop (drift -> retrain). It ends with the platform up (`castml up`): MLflow,
+serving, the collector and the reconciler, so a promotion in the MLflow UI is served.
 """
 
 from __future__ import annotations
@@ -45,12 +46,21 @@ def demo(
     if monitoring:
         _monitoring_part(uri, project, settings, profile)
 
+    if serving:
+        from castml.cli.platform_cmd import bring_up, show
+
+        console.rule("[bold]4. the platform stays up[/] (castml up)")
+        show(bring_up(settings, project), settings)
     console.rule("[bold]done[/]")
     console.print(
-        f"MLflow UI: [link]{ui_url(uri, project)}[/link]  (promote by moving @champion there)"
+        f"MLflow UI: [link]{ui_url(uri, project)}[/link]  (promote by moving @champion there: "
+        "the reconciler's webhook serves it within a second)"
     )
     log = ServerLayout(settings.mlflow_dir).log_file
-    console.print(f"MLflow keeps running (log {log}); stop it with `castml mlflow down`.")
+    console.print(
+        f"Everything keeps running (MLflow log {log}); `castml up --status` says where, "
+        "`castml down` stops it all."
+    )
 
 
 def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:
@@ -100,12 +110,12 @@ def _monitoring_part(uri: str, project: str, settings: PipelineSettings, profile
             "skipping the monitoring part[/]"
         )
         return
-    from monitoring.launchers import LocalPipelineLauncher
+    from castml.cli.pipeline_launchers import local_launcher
 
     console.rule(
         "[bold]3. monitor[/] (served traffic -> payload log -> Evidently drift -> retrain)"
     )
     home = settings.home.resolve()
-    launcher = LocalPipelineLauncher(uri, settings.local_pipeline_root, profile=profile)
+    launcher = local_launcher(uri, settings.local_pipeline_root, profile=profile)
     serve = logged_serving(uri, project, home)
     run_monitoring_demo(uri, project, home, serve, launcher, console=console)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 import typer
 
 from castml.cli.console import console
@@ -21,13 +20,18 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Print the JSON result only.")] = False,
 ) -> None:
     """Compare the window with the reference logged with the champion; log to MLflow."""
+    import orjson  # not in the pipelines image; only this command needs it
+
+    from castml.cli.drift_retrain import in_process_filer, show_retrain, wait_for_run
     from monitoring.drift_job import run_drift
     from monitoring.settings import DriftSettings, from_env
 
     settings = from_env(DriftSettings)
-    result = run_drift(project, window, settings)
+    filer, launcher = (None, None) if settings.drift_retrain_url else in_process_filer()
+    result = run_drift(project, window, settings, filer=filer)
     if json_out:
         print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        wait_for_run(None, launcher, result.retrain)
         return
     console.print(
         f"[bold]{project}[/] v{result.model_version}, window {window}: "
@@ -54,3 +58,5 @@ def run(
     console.print(
         f"MLflow run: {settings.tracking_uri}/#/experiments/?searchFilter={result.mlflow_run_id}"
     )
+    show_retrain(console, result.retrain)
+    wait_for_run(console, launcher, result.retrain)

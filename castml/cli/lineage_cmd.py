@@ -9,6 +9,7 @@ import typer
 from rich.tree import Tree
 
 from castml.cli.console import console
+from castml.cli.project_names import registered_name
 from castml.errors import CastmlError
 
 if TYPE_CHECKING:
@@ -80,7 +81,13 @@ def render(chain: Lineage, tracking_uri: str) -> Tree:
 
 @app.callback(invoke_without_command=True)
 def show(
-    project: Annotated[str, typer.Argument(help="Project (registered model name).")],
+    project: Annotated[
+        str,
+        typer.Argument(
+            help="Project (registered model name), or a spec path (its `name`).",
+            callback=registered_name,
+        ),
+    ],
     version: Annotated[
         str | None, typer.Option(help="Registry version; default @champion.")
     ] = None,
@@ -98,6 +105,6 @@ def show(
         raise LineageUsageError("pass --version or --request-id, not both")
     settings = from_env(PlatformSettings)
     client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
-    logs_root = settings.home.resolve() / "logs"
+    logs_root = settings.logs_dir
     chain = lineage(client, project, logs_root, version=version, request_id=request_id)
     console.print(render(chain, settings.tracking_uri))

@@ -6,13 +6,27 @@ Errors a user can cause print as one red line (no traceback) and exit 1;
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 import typer
 from rich.console import Console
 
+from castml.cli import (
+    alerts_cmd,
+    collector_cmd,
+    data_cmd,
+    demo_cmd,
+    drift_cmd,
+    lineage_cmd,
+    mlflow_cmd,
+    model_cmd,
+    pipeline_cmd,
+    platform_cmd,
+    retrain_cmd,
+    rollout_cmd,
+    serve_cmd,
+)
 from castml.errors import CastmlError
 
 app = typer.Typer(
@@ -23,41 +37,34 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# (module under castml.cli, group name, help). A module is skipped if its code is not there yet.
+# The one composition root (DESIGN.md §3): every group is imported here, by name, so a
+# missing or broken module fails loudly. Each module imports the rooms inside its
+# commands, so `castml` loads in every image (tests/unit/test_cli.py checks each one).
 GROUPS = [
-    ("mlflow_cmd", "mlflow", "Run the embedded MLflow server."),
+    (mlflow_cmd.app, "mlflow", "Run the embedded MLflow server."),
     (
-        "pipeline_cmd",
+        pipeline_cmd.app,
         "pipeline",
         "Compile, run (kfp.local), submit and schedule the training pipeline.",
     ),
-    ("model_cmd", "model", "List, promote and roll back registered versions (moves @champion)."),
-    ("data_cmd", "data", "Generate and validate data sets."),
-    ("serve_cmd", "serve", "Run the predictor, transformer and explainer."),
-    ("rollout_cmd", "rollout", "Keep serving on the version behind @champion."),
-    ("drift_cmd", "drift", "Run drift jobs over the logged traffic."),
-    ("retrain_cmd", "retrain", "Ask the retrain policy for a new training run."),
-    ("collector_cmd", "collector", "Run the payload collector."),
-    ("lineage_cmd", "lineage", "Show a model version's lineage."),
+    (model_cmd.app, "model", "List, promote and roll back registered versions (moves @champion)."),
+    (data_cmd.app, "data", "Generate and validate data sets."),
+    (serve_cmd.app, "serve", "Run the predictor, transformer and explainer."),
+    (rollout_cmd.app, "rollout", "Keep serving on the version behind @champion."),
+    (drift_cmd.app, "drift", "Run drift jobs over the logged traffic."),
+    (retrain_cmd.app, "retrain", "Ask the retrain policy for a new training run."),
+    (collector_cmd.app, "collector", "Run the payload collector."),
+    (lineage_cmd.app, "lineage", "Show a model version's lineage."),
+    (alerts_cmd.app, "alerts", "Write the Prometheus alert rules from the project specs."),
+    (platform_cmd.app, None, "castml up / down: the embedded platform in the background."),
 ]
 
-for module_name, group, text in GROUPS:
-    try:
-        module = importlib.import_module(f"castml.cli.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"castml.cli.{module_name}":
-            raise
-        continue
-    app.add_typer(module.app, name=group, help=text)
+for group_app, group, text in GROUPS:
+    app.add_typer(group_app, name=group, help=text)
 
-try:
-    from castml.cli.demo_cmd import demo
-
-    app.command(
-        help="The platform's main job on this machine: MLflow, pipeline, serving, monitoring."
-    )(demo)
-except ModuleNotFoundError:
-    pass
+app.command(help="The platform's main job on this machine: MLflow, pipeline, serving, monitoring.")(
+    demo_cmd.demo
+)
 
 
 def run() -> None:
@@ -72,7 +79,7 @@ def run() -> None:
     try:
         app()
     except CastmlError as exc:
-        if os.environ.get("CASTML_DEBUG"):
+        if PlatformSettings().debug:
             raise
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)

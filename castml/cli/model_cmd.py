@@ -16,11 +16,18 @@ from rich.table import Table
 
 from castml import registry
 from castml.cli.console import console
+from castml.cli.project_names import registered_name
 from castml.errors import RegistryError
 from castml.settings import PlatformSettings
 
 app = typer.Typer(no_args_is_help=True)
-ProjectArg = Annotated[str, typer.Argument(help="Registered model (project) name.")]
+ProjectArg = Annotated[
+    str,
+    typer.Argument(
+        help="Registered model (project) name, or a spec path (its `name`).",
+        callback=registered_name,
+    ),
+]
 
 
 def _client() -> Any:

@@ -7,9 +7,10 @@ generator's `sensor_degradation` scenario, go to the transformer's public endpoi
 one shot per request; both servers log each one. Once the collector has written every
 row, the delayed labels follow on `/v1/feedback`, keyed by the `request_id`s the
 transformer answered (the ids the predictor logged under). The drift job then compares
-the predictor's rows in the window with the champion's reference, and the policy,
-with the launcher the CLI passes in, decides the retrain; a started run registers a
-new @challenger whose `castml.retrain_reason` is `drift`.
+the predictor's rows in the window with the champion's reference and files the retrain
+request itself, with its result as the evidence; the policy, with the launcher the CLI
+passes in, decides it. A started run registers a new @challenger whose
+`castml.retrain_reason` is `drift`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -35,12 +35,14 @@ from rich.console import Console
 from rich.table import Table
 
 from castml import registry
+from castml.cli.local_processes import free_port
 from castml.data.diecast import generate
 from castml.data.provenance import TAG_PREFIX
 from castml.spec import load_spec
 from monitoring.drift import DriftResult
 from monitoring.drift_job import run_drift
-from monitoring.policy import Decision, PipelineLauncher, RetrainPolicy, RetrainRequest
+from monitoring.policy import PipelineLauncher, RetrainPolicy
+from monitoring.retrain_filing import InProcessFiler
 from monitoring.settings import DriftSettings
 from monitoring.training_set import LoggedTrainingData, describe
 
@@ -60,12 +62,6 @@ class LoggedServing:
 
 # (collector ingest URL, its token) -> a running predictor + transformer logging there.
 ServeWithLogger = Callable[[str, str], AbstractContextManager[LoggedServing]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -97,8 +93,8 @@ class CollectorHandle:
 
 
 def start_collector(home: Path, tracking_uri: str) -> CollectorHandle:
-    """`python -m monitoring collector` on loopback with a fresh token; waits for /healthz."""
-    port, token = _free_port(), secrets.token_urlsafe(24)
+    """`castml collector run` on loopback with a fresh token; waits for /healthz."""
+    port, token = free_port(), secrets.token_urlsafe(24)
     env = {
         **os.environ,
         "CASTML_HOME": str(home),
@@ -110,7 +106,7 @@ def start_collector(home: Path, tracking_uri: str) -> CollectorHandle:
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "collector.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitoring", "collector", "--port", str(port)],
+        [sys.executable, "-m", "castml.cli.main", "collector", "run", "--port", str(port)],
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=log,
@@ -217,22 +213,6 @@ def logger_counts(url: str) -> dict[str, int]:
     return counts
 
 
-def decide_retrain(policy: RetrainPolicy, result: DriftResult) -> Decision | None:
-    """A drift request with its evidence when the dataset drifted; None otherwise."""
-    if not result.dataset_drift:
-        return None
-    evidence: dict[str, Any] = {
-        "rows": result.rows["current"],
-        "drift_share": result.drift_share,
-        "drift_run_id": result.mlflow_run_id,
-        "drifted": sorted(n for n, f in result.features.items() if f.drifted),
-    }
-    request = RetrainRequest(
-        result.project, "drift", result.report_uri, evidence, requested_by="castml demo"
-    )
-    return policy.decide(request)
-
-
 def show_drift(console: Console, result: DriftResult, tracking_uri: str) -> None:
     verdict = "[bold red]DRIFT[/]" if result.dataset_drift else "[green]no dataset drift[/]"
     console.print(
@@ -327,27 +307,33 @@ def run_monitoring_demo(
         collector.stop()
 
     settings = DriftSettings.model_validate({"home": home, "mlflow_uri": tracking_uri})
-    console.print("running the drift job (Evidently) over the last day ...")
-    result = run_drift(project, "1d", settings)
-    show_drift(console, result, tracking_uri)
-
     # The retrain learns from what serving saw: the labelled rows just logged join the
     # spec's source (monitoring/training_set.py).
-    training_data = LoggedTrainingData(home / "logs", tracking_uri)
+    training_data = LoggedTrainingData(settings.logs_dir, tracking_uri)
     policy = RetrainPolicy(load_spec, launcher, home / "retrain", training_data=training_data)
     attach = getattr(launcher, "attach", None)
     if callable(attach):
         attach(policy)  # the background launcher reports the run's end to the policy
-    decision = decide_retrain(policy, result)
-    if decision is None:
+
+    # The drift job files the retrain request itself (as in a cluster, where it posts to
+    # the collector's /v1/retrain); here the policy answers in this process.
+    console.print("running the drift job (Evidently) over the last day ...")
+    result = run_drift(project, "1d", settings, filer=InProcessFiler(policy))
+    show_drift(console, result, tracking_uri)
+    answer = result.retrain
+    if answer is None:
         console.print("policy: no drift, no retrain")
         return
-    color = {"started": "green", "skipped": "yellow"}.get(decision.outcome, "red")
-    console.print(f"policy: [{color}]{decision.outcome}[/] ({decision.reason}): {decision.detail}")
-    if decision.outcome == "started":
-        console.print(describe(decision.evidence.get("training_data")))
+    color = {"started": "green", "skipped": "yellow"}.get(answer["outcome"], "red")
+    console.print(
+        f"policy: [{color}]{answer['outcome']}[/] ({answer['reason']}): {answer['detail']}"
+    )
+    if answer["outcome"] != "started":
+        return
+    [decision] = [d for d in policy.history(project) if d["id"] == answer["decision_id"]]
+    console.print(describe(decision["evidence"].get("training_data")))
     wait = getattr(launcher, "wait", None)
-    if decision.outcome == "started" and callable(wait):
+    if callable(wait):
         console.print("retraining (kfp.local) ...")
         wait()
         console.print(f"run: {policy.history(project)[-1]['detail']}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from castml.cli.console import console, progress
 from castml.cli.mlflow_cmd import ensure_up
+from castml.cli.project_names import SPEC_SUFFIXES, registered_name
 from castml.registry import RETRAIN_REASONS
 from castml.settings import PipelineSettings
 
@@ -20,6 +22,26 @@ Project = Annotated[
         "--project", "-p", help="Project name (castml/projects/<name>.yaml) or spec path."
     ),
 ]
+
+
+Package = Annotated[
+    str,
+    typer.Option(
+        help="Compiled pipeline YAML to start (default: pipelines/compiled/training.yaml)."
+    ),
+]
+
+
+def _package(package: str) -> Path:
+    from pipelines.runner import TRAINING_PACKAGE
+
+    return Path(package) if package else TRAINING_PACKAGE
+
+
+def _spec_ref(project: str) -> str:
+    """A spec path made absolute (kfp.local's task processes may start elsewhere); a name as is."""
+    path = Path(project)
+    return str(path.resolve()) if path.suffix in SPEC_SUFFIXES else project
 
 
 def _check_reason(reason: str) -> str:
@@ -74,6 +96,7 @@ def run(
     """Run validate -> split -> train -> evaluate -> register through kfp.local (offline)."""
     from castml.cli.model_cmd import show_version
 
+    name = registered_name(project)  # a bad spec fails here, in one line, before any work
     if params:
         try:
             json.loads(params)
@@ -82,19 +105,19 @@ def run(
     settings = PipelineSettings()
     outcome = run_with_progress(
         settings,
-        project,
+        _spec_ref(project),
         reason=reason,
         profile=profile or (settings.profile or ""),
         params_override=params,
         data_path=data,
     )
-    show_version(settings.tracking_uri, project, outcome.version)
+    show_version(settings.tracking_uri, name, outcome.version)
     console.print(f"pipeline log: {outcome.log_file}")
 
 
 @app.command()
 def compile() -> None:
-    """Write pipelines/compiled/*.yaml (checked in; CI diffs them)."""
+    """Write pipelines/compiled/*.yaml (checked in; CI diffs them; every run starts from it)."""
     from pipelines.runner import compile_all
 
     for path in compile_all():
@@ -119,12 +142,20 @@ def submit(
         str,
         typer.Option(help="Data the pipeline pods can read (a runs:/ URI); default: the spec's."),
     ] = "",
+    package: Package = "",
 ) -> None:
     """Start one run on a KFP cluster."""
     from pipelines.runner import submit as submit_run
 
     settings = PipelineSettings()
-    run_id = submit_run(host, project, mlflow_uri or settings.tracking_uri, reason, data_path=data)
+    run_id = submit_run(
+        host,
+        project,
+        mlflow_uri or settings.tracking_uri,
+        reason,
+        data_path=data,
+        package=_package(package),
+    )
     console.print(f"submitted run {run_id} to {host}")
 
 
@@ -138,10 +169,13 @@ def schedule(
     mlflow_uri: Annotated[
         str, typer.Option(help="MLflow URI as seen from inside the cluster.")
     ] = "",
+    package: Package = "",
 ) -> None:
     """Register the recurring (monthly) retrain as a KFP recurring run."""
     from pipelines.runner import schedule as schedule_run
 
     settings = PipelineSettings()
-    job = schedule_run(host, project, mlflow_uri or settings.tracking_uri, cron)
+    job = schedule_run(
+        host, project, mlflow_uri or settings.tracking_uri, cron, package=_package(package)
+    )
     console.print(f"recurring run {job} registered on {host} with cron '{cron}'")

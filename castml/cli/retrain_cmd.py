@@ -1,15 +1,13 @@
 """`castml retrain request|serve|history`: the retrain policy, and the wiring to pipelines.
 
-This module is where monitoring meets pipelines (DESIGN.md §3): the policy takes a
-launcher, and the launcher here calls `pipelines.runner` (kfp.local, or a KFP
-cluster when CASTML_KFP_HOST is set).
+Monitoring meets pipelines in the CLI (DESIGN.md §3): the policy takes a launcher from
+`castml.cli.pipeline_launchers` (kfp.local, or a KFP cluster when CASTML_KFP_HOST is set).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from castml.cli.console import console
@@ -17,27 +15,15 @@ from castml.cli.console import console
 app = typer.Typer(no_args_is_help=True)
 
 
-class KfpClusterLauncher:
-    def __init__(self, host: str, mlflow_uri: str) -> None:
-        self.host, self.mlflow_uri = host, mlflow_uri
-
-    def launch(
-        self, project: str, reason: str, evidence_uri: str | None, data_path: str = ""
-    ) -> str:
-        from pipelines.runner import submit
-
-        # data_path is a runs:/ URI (monitoring.training_set stores the set in MLflow),
-        # which the pipeline's pods read through the MLflow server like everything else.
-        return submit(self.host, project, self.mlflow_uri, reason=reason, data_path=data_path)
-
-
 def build_policy(wait: bool = False) -> tuple[Any, Any]:
     """(policy, launcher) from RetrainSettings; kfp.local runs go to a background thread.
 
     Drift, performance and schedule retrains train on the spec's source plus the labelled
     traffic under `<home>/logs` (monitoring.training_set), when there is enough of it.
+    Either launcher starts the checked-in compiled pipeline, passed as a path.
     """
-    from castml import registry
+    from castml.cli.pipeline_launchers import KfpClusterLauncher, local_launcher
+    from castml.settings import PipelineSettings
     from castml.spec import load_spec
     from monitoring.launchers import BackgroundLauncher
     from monitoring.policy import RetrainPolicy
@@ -49,24 +35,8 @@ def build_policy(wait: bool = False) -> tuple[Any, Any]:
     if settings.kfp_host:
         launcher: Any = KfpClusterLauncher(settings.kfp_host, uri)
     else:
-        from castml.settings import PipelineSettings
-
-        root = from_env(PipelineSettings).local_pipeline_root
-
-        def run_local(project: str, reason: str, data_path: str) -> int:
-            from pipelines.runner import run_local as kfp_local
-
-            profile = from_env(PipelineSettings).profile or ""
-            return kfp_local(
-                project, uri, root, reason=reason, profile=profile, data_path=data_path
-            ).version
-
-        def tag(project: str, version: str, tags: dict[str, str]) -> None:
-            client = registry.client(uri)
-            for key, value in tags.items():
-                client.set_model_version_tag(project, version, key, value)
-
-        launcher = BackgroundLauncher(run_local, tag)
+        pipeline = from_env(PipelineSettings)
+        launcher = local_launcher(uri, pipeline.local_pipeline_root, pipeline.profile or "")
     policy = RetrainPolicy(
         load_spec,
         launcher,
@@ -114,6 +84,8 @@ def request(
 @app.command("history")
 def history(project: Annotated[str | None, typer.Option(help="Only this project.")] = None) -> None:
     """Every decision with its evidence (JSON lines under <home>/retrain)."""
+    import orjson  # not in the pipelines image; only this command needs it
+
     policy, _ = build_policy()
     for row in policy.history(project):
         print(orjson.dumps(row).decode())

@@ -31,20 +31,30 @@ def run() -> None:
 
 
 @app.command()
-def once() -> None:
-    """One reconcile now; prints what it did."""
+def once(
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON line."),
+) -> None:
+    """One reconcile now; prints what it did in one line (`--json`: the outcome as JSON).
+
+    Exits 0 when serving is on @champion (or there is none), 1 when the version was refused
+    or the move failed, 75 when MLflow or the predictor cannot be reached now.
+    """
     from serving.rollout import Reconciler, make_target
     from serving.settings import rollout_settings
 
     settings = rollout_settings()
     outcome = asyncio.run(Reconciler(settings, make_target(settings)).reconcile("manual"))
-    typer.echo(json.dumps(asdict(outcome)))
+    typer.echo(json.dumps(asdict(outcome)) if as_json else outcome.line())
+    if outcome.action in ("refused", "failed"):
+        raise typer.Exit(1)
+    if outcome.action == "unavailable":
+        raise typer.Exit(75)
 
 
 @app.command("register-webhook")
 def register_webhook(
     url: str = typer.Option(
-        ..., help="Where MLflow should deliver, e.g. http://127.0.0.1:8090/webhooks/mlflow"
+        ..., help="Where MLflow should deliver, e.g. http://127.0.0.1:8092/webhooks/mlflow"
     ),
 ) -> None:
     """Create the MLflow webhook for alias changes, signed with CASTML_WEBHOOK_SECRET."""

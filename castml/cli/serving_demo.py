@@ -1,7 +1,7 @@
 """The serving part of `castml demo`: three servers on loopback, one prediction, one
 explanation, and a switch of @champion under traffic with zero failed requests.
 
-The lead's demo calls `run_serving_demo(tracking_uri, project, home)` after the pipeline
+`castml demo` calls `run_serving_demo(tracking_uri, project, home)` after the pipeline
 has registered at least two versions. The monitoring part runs its traffic through
 `logged_stack`: a predictor and a transformer that post their payloads to its collector.
 """

@@ -19,6 +19,7 @@ TAG_RETRAIN_REASON = "castml.retrain_reason"
 TAG_PROMOTED_FROM = "castml.promoted_from"
 TAG_RETRAIN_EVIDENCE = "castml.retrain_evidence"
 TAG_RETRAIN_RUN = "castml.retrain_run_id"
+TAG_DIGESTS = "castml.digests"  # sha256 of every served file (castml.model_digests)
 TAG_DATA_PREFIX = "castml.data."  # lineage of the training data: source, uri, logged rows...
 TAG_DATA_SOURCE = f"{TAG_DATA_PREFIX}source"
 TAG_DATA_URI = f"{TAG_DATA_PREFIX}uri"
@@ -29,6 +30,7 @@ TAG_PROJECT = "castml.project"
 TAG_MODEL_VERSION = "castml.model_version"
 TAG_DRIFT_STATUS = "castml.drift.status"
 TAG_DATASET_DRIFT = "castml.drift.dataset_drift"
+TAG_DRIFT_RETRAIN = "castml.drift.retrain"  # the filed request's outcome: started, skipped...
 
 # Artifacts inside a training run
 MODEL_NAME = "model"  # the logged pyfunc model

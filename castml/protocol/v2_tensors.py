@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from castml.web.errors import BadRequestError
+from castml.web.errors import BadRequestError, FieldProblem, InvalidFieldsError
 
 NUMERIC: dict[str, np.dtype[Any]] = {
     "FP16": np.dtype(np.float16),
@@ -30,6 +30,8 @@ NUMERIC: dict[str, np.dtype[Any]] = {
 }
 V2_DATATYPE = {np.dtype(v): k for k, v in NUMERIC.items()}
 BINARY_HEADER = "inference-header-content-length"
+# A request full of NaN names this many cells; the message says how many more there are.
+MAX_NAMED_CELLS = 100
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,34 @@ def features_matrix(tensors: list[Tensor], features: Sequence[str], max_rows: in
         raise BadRequestError(f"the request has {x.shape[0]} rows; the limit is {max_rows}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
-        raise BadRequestError("inputs must be finite numbers (no NaN or inf)")
+        matrix = tensors[0].name if len(tensors) == 1 and len(tensors[0].shape) == 2 else None
+        raise InvalidFieldsError(non_finite_problems(x, features, matrix))
     return x
+
+
+def non_finite_problems(
+    x: np.ndarray, features: Sequence[str], matrix_input: str | None
+) -> list[FieldProblem]:
+    """Each NaN or infinite cell, named by its feature (the failure path only).
+
+    `matrix_input`: the name of the one `[N, F]` tensor, said too, since its name is not
+    the feature's. The instance is given when the request has more than one row.
+    """
+    rows, cols = np.nonzero(~np.isfinite(x))
+    where = f" (input '{matrix_input}')" if matrix_input is not None else ""
+    batch = len(x) > 1
+    problems = []
+    for row, col in zip(
+        rows[:MAX_NAMED_CELLS].tolist(), cols[:MAX_NAMED_CELLS].tolist(), strict=True
+    ):
+        value = float(x[row, col])
+        what = (
+            "NaN is not a number"
+            if value != value
+            else f"{value} is not finite (infinite, or beyond the FP32 range)"
+        )
+        problems.append(FieldProblem(features[col], what + where, row if batch else None))
+    return problems
 
 
 def output_json(name: str, values: np.ndarray) -> dict[str, Any]:

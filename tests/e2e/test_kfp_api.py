@@ -12,7 +12,7 @@ import os
 import httpx
 import pytest
 
-from pipelines.runner import schedule, submit
+from pipelines.runner import TRAINING_PACKAGE, schedule, submit
 
 pytestmark = pytest.mark.e2e
 HOST = os.environ.get("CASTML_KFP_HOST", "")
@@ -33,8 +33,10 @@ if not _reachable(HOST):
 
 
 def test_submit_starts_a_run() -> None:
-    assert submit(HOST, "diecast", MLFLOW, reason="manual", profile="fast")
+    assert submit(
+        HOST, "diecast", MLFLOW, reason="manual", profile="fast", package=TRAINING_PACKAGE
+    )
 
 
 def test_schedule_registers_the_monthly_recurring_run() -> None:
-    assert schedule(HOST, "diecast", MLFLOW, "0 0 2 1 * *")
+    assert schedule(HOST, "diecast", MLFLOW, "0 0 2 1 * *", package=TRAINING_PACKAGE)

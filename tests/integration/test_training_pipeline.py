@@ -23,7 +23,7 @@ from castml.data.diecast import generate
 from castml.errors import MlflowUnavailableError
 from castml.mlflow_server import ServerLayout, start, stop_process
 from pipelines.runner import LocalRun, PipelineError, run_local
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 CRIPPLED = json.dumps(

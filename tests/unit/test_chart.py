@@ -30,7 +30,8 @@ from castml import isvc
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "castml"
-SCENARIOS_DIR = Path(__file__).parent / "chart_values"
+# chart-testing's place and naming: charts/<chart>/ci/*-values.yaml
+SCENARIOS_DIR = CHART / "ci"
 GOLDEN_DIR = REPO / "tests" / "fixtures" / "chart_golden"
 KSERVE_CRD = (
     REPO.parent / "shared" / "schemas" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
@@ -64,8 +65,12 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def scenario_file(scenario: str) -> Path:
+    return SCENARIOS_DIR / f"{scenario}-values.yaml"
+
+
 def values_args(scenario: str | None, sets: tuple[str, ...] = ()) -> list[str]:
-    args = ["-f", str(SCENARIOS_DIR / f"{scenario}.yaml")] if scenario else []
+    args = ["-f", str(scenario_file(scenario))] if scenario else []
     for item in sets:
         args += ["--set", item]
     return args
@@ -99,7 +104,7 @@ def one(scenario: str, kind: str, name: str) -> dict[str, Any]:
 
 
 def scenario_values(scenario: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((SCENARIOS_DIR / f"{scenario}.yaml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load(scenario_file(scenario).read_text())
     return loaded
 
 
@@ -465,7 +470,7 @@ def test_drift_cronjob_and_collector() -> None:
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     collector = one("minimal", "Deployment", f"{RELEASE}-collector")
     c = collector["spec"]["template"]["spec"]["containers"][0]
-    assert c["command"][:4] == ["python", "-m", "monitoring", "collector"]
+    assert c["command"][:4] == ["castml", "collector", "run", "--port"]
     assert env_entry(c, "CASTML_COLLECTOR_TOKEN")["valueFrom"]["secretKeyRef"]  # type: ignore[index]
     assert env_entry(c, "CASTML_HOME")["value"] == "/var/lib/castml"  # type: ignore[index]
     logger = one("minimal", "InferenceService", "diecast")["spec"]["predictor"]["logger"]
@@ -529,33 +534,80 @@ def test_dashboard_configmap_holds_valid_json() -> None:
 # ---------------------------------------------------------------- values hygiene
 
 
+PARAM = re.compile(r"^\s*##\s*@param\s*(\S+)\s*(\[.*?\])?\s*(.*)$")  # the generator's regex
+
+
+def value_params() -> dict[str, tuple[str, str]]:
+    """{path: (modifiers, description)} of every `## @param` in values.yaml."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        match = PARAM.match(line)
+        if match:
+            out[match.group(1)] = (match.group(2) or "", match.group(3))
+    return out
+
+
+def value_leaves(node: Any, path: str = "") -> Iterator[str]:
+    """Dotted paths of values.yaml's leaves (a list or an empty map is a leaf)."""
+    if isinstance(node, dict) and node:
+        for key, child in node.items():
+            yield from value_leaves(child, f"{path}.{key}" if path else str(key))
+    else:
+        yield path
+
+
 def test_every_value_is_documented() -> None:
-    """Each leaf of values.yaml has a `# --` comment on it or on an ancestor key."""
-    key_re = re.compile(r"^(\s*)([\w.\-/]+):(.*)$")
-    stack: list[tuple[int, bool]] = []  # (indent, documented)
-    undocumented: list[str] = []
-    previous_doc = False
-    lines = (CHART / "values.yaml").read_text().splitlines()
-    for number, line in enumerate(lines, 1):
-        stripped = line.strip()
-        if stripped.startswith("# --"):
-            previous_doc = True
-            continue
-        if not stripped or stripped.startswith("#") or stripped.startswith("- "):
-            continue
-        match = key_re.match(line)
-        if not match:
-            continue
-        indent = len(match.group(1))
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        documented = previous_doc or any(doc for _, doc in stack)
-        previous_doc = False
-        is_leaf = match.group(3).strip() != ""
-        if is_leaf and not documented:
-            undocumented.append(f"line {number}: {stripped}")
-        stack.append((indent, documented))
+    """Each leaf of values.yaml has a `## @param`, on itself or on an `[object]` ancestor.
+
+    `make chart-docs` fails the same way (the generator checks its metadata); this runs
+    without node.
+    """
+    params = value_params()
+    whole = [p for p, (mods, _) in params.items() if "object" in mods or "array" in mods]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    undocumented = [
+        leaf
+        for leaf in value_leaves(values)
+        if leaf not in params and not any(leaf.startswith(w + ".") for w in whole)
+    ]
     assert undocumented == []
+    assert all(text.strip() for _, text in params.values())
+
+
+def _schema_descriptions() -> Any:
+    import importlib.util
+
+    path = REPO / "scripts" / "chart-docs" / "schema_descriptions.py"
+    spec = importlib.util.spec_from_file_location("schema_descriptions", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_schema_and_readme_carry_the_values_descriptions() -> None:
+    """The generated parts are up to date with values.yaml (`make chart-docs`)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    readme = (CHART / "README.md").read_text()
+    node_at = _schema_descriptions().node_at
+    stale = [
+        path
+        for path, (_, text) in value_params().items()
+        if node_at(schema, path).get("description") != text
+        or f"| `{path}` " not in readme
+        or text not in readme
+    ]
+    assert stale == [], "run `make chart-docs`"
+    # Each project entry overrides serving.defaults: its keys carry the same descriptions.
+    entry = node_at(schema, "projects.<name>.autoscaling.class")["description"]
+    assert entry == value_params()["serving.defaults.autoscaling.class"][1]
+
+
+def test_schema_descriptions_refuse_a_value_the_schema_lacks() -> None:
+    module = _schema_descriptions()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    with pytest.raises(module.SchemaDriftError, match=r"mlflow\.replicaz"):
+        module.apply(schema, {"mlflow.replicaz": "typo"}, [])
 
 
 def test_schema_rejects_unknown_keys_everywhere() -> None:
@@ -571,6 +623,15 @@ def test_schema_rejects_unknown_keys_everywhere() -> None:
                 yield from walk(child, f"{path}.{key}")
 
     assert list(walk(schema, "")) == []
+
+
+def test_ci_scenarios_are_the_tested_ones() -> None:
+    """A values file dropped into charts/castml/ci/ is picked up by the tests too."""
+    found = {p.name.removesuffix("-values.yaml") for p in SCENARIOS_DIR.glob("*-values.yaml")}
+    assert found == set(SCENARIOS)
+    assert sorted(p.name for p in SCENARIOS_DIR.iterdir()) == sorted(
+        f"{s}-values.yaml" for s in SCENARIOS
+    )
 
 
 def test_chart_ships_the_monitoring_dashboards_unchanged() -> None:

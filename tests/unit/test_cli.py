@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from castml.cli.main import app
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def _castml(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -52,3 +53,76 @@ def test_data_generate_then_validate_round_trip(tmp_path: Path) -> None:
     assert generated.exit_code == 0, generated.output
     validated = runner.invoke(app, ["data", "validate", str(out)])
     assert validated.exit_code == 0 and "600 rows" in validated.output
+
+
+# --- `castml` is every container's entry point: it must load in every image -------------------
+
+IMAGE_EXTRAS = ("pipelines", "serving", "monitoring")
+
+# A finder placed first on sys.meta_path: the modules an image lacks cannot be imported.
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = set(sys.argv[1].split(","))
+class NotInImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in this image)", name=name)
+        return None
+sys.meta_path.insert(0, NotInImage())
+sys.argv = ["castml", *sys.argv[2:]]
+from castml.cli.main import app
+app()
+"""
+
+
+def _distributions_of(extra: str) -> set[str]:
+    """The distributions `pip install .[extra]` brings, from this venv's metadata."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo = [(req, extra) for req in map(Requirement, requires("castml") or [])]
+    seen: set[str] = set()
+    while todo:
+        req, for_extra = todo.pop()
+        if req.marker and not req.marker.evaluate({"extra": for_extra}):
+            continue
+        name = canonicalize_name(req.name)
+        if name == "castml" or (name in seen and not req.extras):
+            continue
+        seen.add(name)
+        try:
+            needs = requires(req.name) or []
+        except PackageNotFoundError:
+            continue
+        for wanted in ("", *req.extras):
+            todo += [(Requirement(r), wanted) for r in needs]
+    return seen
+
+
+def _modules_not_in(extra: str) -> list[str]:
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    present = _distributions_of(extra)
+    return sorted(
+        module
+        for module, dists in packages_distributions().items()
+        if module.isidentifier()
+        and module not in {"castml", "pipelines", "serving", "monitoring"}
+        and not any(canonicalize_name(d) in present for d in dists)
+    )
+
+
+@pytest.mark.parametrize("extra", IMAGE_EXTRAS)
+def test_the_cli_loads_in_each_image(extra: str) -> None:
+    blocked = _modules_not_in(extra)
+    assert "torch" in blocked or extra == "pipelines"  # the image sets differ, as they should
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKER, ",".join(blocked), "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "collector" in result.stdout

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from collector_process import TOKEN, CollectorProcess, pair
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.drift import DriftResult, FeatureDrift
 from monitoring.drift_metrics import write_gauges
 from monitoring.settings import gauges_file
+from tests.support.collector_process import TOKEN, CollectorProcess, pair
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from collector_process import CollectorProcess, limit_file_size, pair, read_logs, stray_files
+
+from tests.support.collector_process import (
+    CollectorProcess,
+    limit_file_size,
+    pair,
+    read_logs,
+    stray_files,
+)
 
 pytestmark = pytest.mark.integration
 

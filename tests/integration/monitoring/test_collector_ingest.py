@@ -7,10 +7,17 @@ from pathlib import Path
 
 import orjson
 import pytest
-from collector_process import FEATURES, TOKEN, CollectorProcess, pair, read_logs, shots
 
 from castml.cli.logger_cloudevents import binary_event, v2_request
 from monitoring.auth import sign
+from tests.support.collector_process import (
+    FEATURES,
+    TOKEN,
+    CollectorProcess,
+    pair,
+    read_logs,
+    shots,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +175,10 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
             assert collector.post(*pair(f"q-{i}")[0]).status_code == 202
         refused = collector.post(*pair("q-2")[0])
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-        assert collector.post(*pair("q-0")[1]).status_code == 503  # the queue holds, even partners
+        # The partner of a held request is always admitted (issue 10 §6): refusing it would
+        # leave both halves to expire as orphans.
+        assert collector.post(*pair("q-0")[1]).status_code == 202
+        assert collector.post(*pair("q-3")[1]).status_code == 503  # no partner held: refused
         assert collector.metric("castml_collector_events_rejected_total") == 2
     finally:
         collector.stop()

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from castml.cli.demo_cmd import logged_serving
 from castml.cli.monitoring_demo import DRIFTED_ROWS, NORMAL_ROWS, run_monitoring_demo
-from tests.integration.monitoring.collector_process import read_logs
+from tests.support.collector_process import read_logs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

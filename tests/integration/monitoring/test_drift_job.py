@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from collector_process import FEATURES, CollectorProcess, read_logs
 
 from castml import registry
 from castml.cli.logger_cloudevents import binary_event, v2_request, v2_response
 from castml.data.diecast import generate
-from castml.protocol.mlflow_names import TAG_DRIFT_STATUS, TAG_MODEL_VERSION
+from castml.protocol.mlflow_names import TAG_DRIFT_RETRAIN, TAG_DRIFT_STATUS, TAG_MODEL_VERSION
 from castml.spec import load_spec
 from monitoring.drift_job import run_drift
 from monitoring.settings import DriftSettings
+from tests.support.collector_process import FEATURES, CollectorProcess, read_logs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -100,6 +102,11 @@ def test_drift_job_flags_drifted_traffic_only(
         assert len(drifted) >= 6
     threshold = load_spec("diecast").monitoring.drift_share
     assert result.dataset_drift is (result.drift_share >= threshold)
+    # The drift job asks for a retrain only on drift; with nowhere to file it, it says so.
+    if scenario == "none":
+        assert result.retrain is None
+    else:
+        assert result.retrain is not None and result.retrain["outcome"] == "not_filed"
     assert len(result.features) == 30 and result.prediction_drift is not None
     assert result.performance is not None and {"f1", "roc_auc"} <= set(result.performance)
 
@@ -124,3 +131,66 @@ def test_drift_job_flags_drifted_traffic_only(
         "castml_drift_window_rows",
     ):
         assert name in gauges
+
+
+def test_the_drift_job_files_its_retrain_request_with_the_collectors_retrain_endpoint(
+    tmp_path: Path, registered_diecast: Any
+) -> None:
+    """Drifted logged traffic -> the drift job posts to /v1/retrain -> the policy decides.
+
+    The policy's state says a run is in flight, so the real decision is a cheap `skipped`
+    (dedupe) rather than a kfp.local training run inside the collector.
+    """
+    uri = registered_diecast.uri
+    version = str(registered_diecast.versions[0])
+    in_flight = {
+        "id": "seeded",
+        "project": "diecast",
+        "reason": "manual",
+        "outcome": "started",
+        "detail": "pipeline run seeded-run",
+        "run_id": "seeded-run",
+        "requested_at": datetime.now(UTC).isoformat(),
+        "decided_at": datetime.now(UTC).isoformat(),
+        "evidence_uri": None,
+        "evidence": {},
+        "requested_by": "test",
+    }
+    (tmp_path / "retrain").mkdir()
+    (tmp_path / "retrain" / "decisions.jsonl").write_text(json.dumps(in_flight) + "\n")
+    retrain_token = "retrain-token"
+    collector = CollectorProcess(
+        tmp_path, CASTML_MLFLOW_URI=uri, CASTML_RETRAIN_TOKEN=retrain_token
+    ).start()
+    try:
+        rows = 400
+        _send(collector, rows, "sensor_degradation", version, _reference_scores(uri, rows))
+        url = f"{collector.client.base_url}v1/retrain"
+        settings = DriftSettings.model_validate(
+            {
+                "home": tmp_path,
+                "mlflow_uri": uri,
+                "drift_retrain_url": url,
+                "retrain_token": retrain_token,
+            }
+        )
+        result = run_drift("diecast", "1d", settings)
+    finally:
+        collector.stop()
+
+    assert result.dataset_drift and result.retrain is not None
+    answer = result.retrain
+    assert (answer["reason"], answer["outcome"], answer["filed_to"]) == ("drift", "skipped", url)
+    assert answer["detail"].startswith("duplicate: run seeded-run") and answer["decision_id"]
+    decisions = [json.loads(line) for line in (tmp_path / "retrain" / "decisions.jsonl").open()]
+    decided = decisions[-1]
+    assert decided["id"] == answer["decision_id"] and decided["reason"] == "drift"
+    assert decided["evidence_uri"] == result.report_uri
+    assert decided["evidence"]["rows"] == rows
+    assert decided["evidence"]["drift_share"] == result.drift_share
+    assert decided["evidence"]["drift_run_id"] == result.mlflow_run_id
+    # The answer is part of the drift run: a tag, and the JSON result.
+    assert _run_tags(uri, result.mlflow_run_id)[TAG_DRIFT_RETRAIN] == "skipped"
+    client = registry.client(uri)
+    local = client.download_artifacts(str(result.mlflow_run_id), "drift/result.json", str(tmp_path))
+    assert json.loads(Path(local).read_text())["retrain"] == answer

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from collector_process import FEATURES, TOKEN, CollectorProcess, read_logs, shots
 
 from castml.cli.logger_cloudevents import v2_request, v2_response
 from castml.cloudevent_sender import EventSender
+from tests.support.collector_process import FEATURES, TOKEN, CollectorProcess, read_logs, shots
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from collector_process import pair
 from typer.testing import CliRunner
 
 from castml import registry
@@ -17,6 +16,7 @@ from monitoring.collector_app import event_record, feedback_record, spec_feature
 from monitoring.drift_job import run_drift
 from monitoring.lineage import RequestNotFoundError, lineage
 from monitoring.settings import CollectorSettings, DriftSettings
+from tests.support.collector_process import pair
 
 pytestmark = pytest.mark.integration
 

@@ -15,17 +15,17 @@ import pytest
 from typer.testing import CliRunner
 
 from castml import registry
+from castml.cli.pipeline_launchers import local_launcher
 from castml.data.diecast import generate
 from castml.data.provenance import TAG_PREFIX
 from castml.mlflow_server import ServerLayout, start, stop_process
 from castml.spec import load_spec
 from castml.workflow import run_direct
-from monitoring.launchers import LocalPipelineLauncher
 from monitoring.lineage import lineage
 from monitoring.policy import RetrainPolicy, RetrainRequest
 from monitoring.training_set import LoggedTrainingData
-from tests.conftest import free_port
-from tests.unit.monitoring.logged_traffic import Traffic
+from tests.support.logged_traffic import Traffic
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SHOTS, LABELLED = 300, 240
@@ -52,7 +52,7 @@ def test_a_drift_retrain_registers_a_version_trained_on_the_logged_labelled_rows
         traffic.add(f"shot-{i}", row, label, version=str(base.version))
     traffic.log(home)
 
-    launcher = LocalPipelineLauncher(server, tmp_path / "kfp", profile="fast")
+    launcher = local_launcher(server, tmp_path / "kfp", profile="fast")
     policy = RetrainPolicy(
         load_spec,
         launcher,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -163,3 +164,146 @@ def test_fuzzed_bodies_never_5xx(stack: Stack, body: Any, target: str) -> None:
 def test_fuzzed_bytes_never_5xx(stack: Stack, raw: bytes) -> None:
     response = httpx.post(f"{stack.predictor.url}/v2/models/diecast/infer", content=raw)
     assert 400 <= response.status_code < 500, response.text
+
+
+ENDPOINTS = [
+    ("predictor", "/v2/models/diecast/infer"),
+    ("transformer", "/v1/models/diecast:predict"),
+    ("transformer", "/v2/models/diecast/infer"),
+    ("explainer", "/v1/models/diecast:explain"),
+]
+
+
+@pytest.mark.parametrize(("server", "path"), ENDPOINTS)
+@pytest.mark.parametrize(
+    ("media", "raw"),
+    [
+        ("text/plain", b"Process_Temperature=700"),
+        ("application/xml", b"<features><Process_Temperature>700</Process_Temperature></features>"),
+        ("image/png", b"\x89PNG\r\n\x1a\n\x00\x00"),
+    ],
+)
+def test_a_body_that_is_not_json_is_415(
+    stack: Stack, server: str, path: str, media: str, raw: bytes
+) -> None:
+    response = httpx.post(
+        getattr(stack, server).url + path, content=raw, headers={"content-type": media}
+    )
+    assert response.status_code == 415, response.text
+    assert media in response.json()["error"] and response.json()["type"]
+
+
+@pytest.mark.parametrize(
+    ("server", "path", "allowed"),
+    [
+        ("predictor", "/v2/models/diecast/infer", "POST"),
+        ("predictor", "/v2/health/ready", "GET"),
+        ("transformer", "/v1/models/diecast:predict", "POST"),
+        ("explainer", "/v1/models/diecast:explain", "POST"),
+    ],
+)
+def test_405_names_the_allowed_methods(stack: Stack, server: str, path: str, allowed: str) -> None:
+    response = httpx.put(getattr(stack, server).url + path, content=b"{}")
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allowed
+    assert response.json()["type"] == "MethodNotAllowedError"
+
+
+def nan_bodies(spec: ProjectSpec) -> list[tuple[str, str, bytes, str]]:
+    """(server, path, body, the field it must name): NaN/Infinity tokens as json.dumps writes."""
+    import json
+
+    record: dict[str, Any] = valid_record(spec, 3)
+    record["Process_Pressure"] = float("nan")
+    features = json.dumps({"features": record}).encode()
+    row = [record[n] for n in spec.feature_names]
+    row[spec.feature_names.index("Sensor_Vibration")] = float("inf")
+    matrix = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 30], "data": row}]}
+    ).encode()
+    named = json.dumps(
+        {
+            "inputs": [
+                {"name": n, "datatype": "FP32", "shape": [1], "data": [record[n]]}
+                for n in spec.feature_names
+            ]
+        }
+    ).encode()
+    assert b"NaN" in features and b"Infinity" in matrix and b"NaN" in named
+    return [
+        ("predictor", "/v2/models/diecast/infer", matrix, "Sensor_Vibration"),
+        ("predictor", "/v2/models/diecast/infer", named, "Process_Pressure"),
+        ("transformer", "/v1/models/diecast:predict", features, "Process_Pressure"),
+        ("transformer", "/v2/models/diecast/infer", named, "Process_Pressure"),
+        ("transformer", "/v2/models/diecast/infer", matrix, "Sensor_Vibration"),
+        ("explainer", "/v1/models/diecast:explain", features, "Process_Pressure"),
+        ("explainer", "/v2/models/diecast/explain", matrix, "Sensor_Vibration"),
+    ]
+
+
+def test_nan_and_infinity_tokens_are_400_naming_the_field(stack: Stack, spec: ProjectSpec) -> None:
+    for server, path, body, field in nan_bodies(spec):
+        response = httpx.post(
+            getattr(stack, server).url + path,
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400, (server, path, response.text)
+        answer = response.json()
+        assert [d["field"] for d in answer["details"]] == [field], (server, path, answer)
+        assert field in answer["error"]
+
+
+def test_a_non_ascii_request_id_comes_back_intact(stack: Stack, spec: ProjectSpec) -> None:
+    request_id = "요청-β-1"
+    headers = {"x-request-id": request_id.encode(), "content-type": b"application/json"}
+    record = valid_record(spec, 4)
+    calls = [
+        (stack.transformer, "/v1/models/diecast:predict", {"features": record}),
+        (stack.explainer, "/v1/models/diecast:explain", {"features": record, "chart": False}),
+        (stack.predictor, "/v2/models/diecast/infer", FEATURES),
+    ]
+    import orjson
+
+    for server, path, body in calls:
+        response = httpx.post(
+            server.url + path, content=orjson.dumps(body), headers=headers, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers.get_list("x-request-id") == [request_id], path
+        answer = response.json()
+        assert answer.get("request_id", answer.get("id")) == request_id, path
+
+
+def test_no_internal_path_in_any_error(
+    stack: Stack, own_predictor: Any, model_store: Path, spec: ProjectSpec
+) -> None:
+    """Refusals name the problem, never a staging, cache or store path of this machine."""
+    from tests.unit.serving.support import BROKEN_VERSION, WRONG_FEATURES_VERSION
+
+    answers = [
+        httpx.post(
+            f"{own_predictor.url}/v2/repository/models/diecast/load",
+            json={"parameters": {"version": version}},
+            timeout=60,
+        )
+        for version in (BROKEN_VERSION, WRONG_FEATURES_VERSION, "77")
+    ]
+    answers += [
+        httpx.request(method, getattr(stack, server).url + path, content=body_of(raw))
+        for server, method, path, raw, _, _ in CASES
+    ]
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, answer.text
+        error = answer.json()["error"]
+        for internal in (str(model_store), str(model_store.parent), "/tmp/", "serving-cache"):
+            assert internal not in error, error
+
+
+def test_an_empty_version_in_a_load_call_is_400(own_predictor: Any) -> None:
+    for body in ({"parameters": {"version": ""}}, {"version": " "}):
+        answer = httpx.post(
+            f"{own_predictor.url}/v2/repository/models/diecast/load", json=body, timeout=60
+        )
+        assert answer.status_code == 400, answer.text
+        assert "version" in answer.json()["error"]

@@ -23,8 +23,8 @@ from kserve import InferenceGRPCClient, InferInput, InferRequest
 from castml.cli.local_processes import ServerProcess, free_port, start_server
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
-from tests.integration.monitoring.collector_process import TOKEN, CollectorProcess, read_logs
 from tests.integration.serving.conftest import Stack
+from tests.support.collector_process import TOKEN, CollectorProcess, read_logs
 from tests.unit.serving.support import feature_rows
 
 pytestmark = pytest.mark.integration

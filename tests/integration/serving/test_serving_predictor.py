@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
@@ -152,3 +153,88 @@ def test_metrics_have_per_stage_histograms(stack: Stack, spec: ProjectSpec) -> N
     assert (
         'castml_serving_model_version{project="diecast",server="predictor",version="1"} 1.0' in text
     )
+
+
+def stage_counts(url: str) -> dict[str, float]:
+    """The predictor's per-stage observation counts and its model calls' row count."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("castml_serving_stage_seconds_count{"):
+            stage = line.split('stage="', 1)[1].split('"', 1)[0]
+            counts[stage] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("castml_serving_batch_rows_sum{"):
+            counts["batch_rows"] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_grpc_infer_goes_through_the_micro_batcher_and_the_stage_metrics(
+    stack: Stack, spec: ProjectSpec
+) -> None:
+    """gRPC and REST share one core: the same stages are timed and the same batcher runs."""
+    x = feature_rows(spec, 3, 35)
+    tensor = InferInput("features", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    before = stage_counts(stack.predictor.url)
+
+    async def infer(n: int) -> list[Any]:
+        client = InferenceGRPCClient(f"127.0.0.1:{stack.predictor.grpc_port}", retries=0)
+        try:
+            calls = [client.infer(InferRequest("diecast", [tensor])) for _ in range(n)]
+            return list(await asyncio.gather(*calls))
+        finally:
+            await client.close()
+
+    results = run(infer(4))
+    assert all(r.model_version == "1" and r.id for r in results)  # an id is made when none
+    after = stage_counts(stack.predictor.url)
+    for stage in ("decode", "predict", "encode", "total"):
+        grew = after[stage] - before.get(stage, 0.0)
+        assert (1 if stage == "predict" else 4) <= grew <= 4, (stage, grew)
+    # every row went through the micro-batcher's model calls
+    assert after["batch_rows"] - before.get("batch_rows", 0.0) == 4 * 3
+
+
+def test_rest_and_grpc_replies_carry_the_threshold(stack: Stack, spec: ProjectSpec) -> None:
+    threshold = httpx.get(f"{stack.predictor.url}/v2/models/diecast").json()["parameters"][
+        "threshold"
+    ]
+    x = feature_rows(spec, 1, 36)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 30], "data": x.ravel()}]}
+    response = httpx.post(
+        f"{stack.predictor.url}/v2/models/diecast/infer",
+        content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+    )
+    assert response.json()["parameters"] == {"threshold": threshold}
+    tensor = InferInput("features", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+
+    async def infer() -> Any:
+        client = InferenceGRPCClient(f"127.0.0.1:{stack.predictor.grpc_port}", retries=0)
+        try:
+            return await client.infer(InferRequest("diecast", [tensor]))
+        finally:
+            await client.close()
+
+    assert float(run(infer()).parameters["threshold"].string_param) == threshold
+
+
+def test_the_rest_client_reads_the_threshold_from_the_infer_reply(
+    stack: Stack, spec: ProjectSpec
+) -> None:
+    """The transformer's REST client needs no metadata call to know a version's threshold."""
+    from serving.predictor_client import PredictorClient
+
+    threshold = httpx.get(f"{stack.predictor.url}/v2/models/diecast").json()["parameters"][
+        "threshold"
+    ]
+
+    async def infer() -> Any:
+        client = PredictorClient(stack.predictor.url, "diecast", 10.0)
+        try:
+            return await client.infer(feature_rows(spec, 2, 37), "thr-1")
+        finally:
+            await client.close()
+
+    reply = run(infer())
+    assert reply.model_version == "1" and reply.threshold == pytest.approx(threshold)
+    assert not hasattr(PredictorClient, "model_threshold")

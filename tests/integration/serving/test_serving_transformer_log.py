@@ -1,16 +1,15 @@
-"""The transformer's payload log beside the predictor's, into one real collector.
+"""Payloads are logged at the predictor only, under the id the transformer's client saw.
 
-Traffic goes through the transformer (over REST, and over gRPC to the predictor);
-both servers log every request under the id the client gets back. The collector keeps
-one row per instance per component, never pairs one component's half with the
-other's, and the drift window reads one component, so nothing counts twice; the
-delayed label posted with the transformer's `request_id` joins the predictor's rows.
+Traffic goes through the transformer (over REST, and over gRPC to the predictor) into
+one real collector. The transformer logs nothing; it forwards its request id (the
+client's x-request-id, v2's `id`, or one it made and answers with), and the predictor
+logs each request as exactly one request/response pair under that id. The delayed label
+posted with the transformer's `request_id` joins those rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,7 @@ import pytest
 from castml.cli.local_processes import ServerProcess, start_server
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec
-from monitoring.window import Window, read_labels, read_traffic
-from tests.integration.monitoring.collector_process import TOKEN, CollectorProcess, read_logs
+from tests.support.collector_process import TOKEN, CollectorProcess, read_logs
 from tests.unit.serving.support import valid_record
 
 pytestmark = pytest.mark.integration
@@ -37,8 +35,12 @@ def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
         process.stop()
 
 
+def logger_metrics(server: ServerProcess) -> str:
+    return httpx.get(f"{server.url}/metrics").text
+
+
 def logger_metric(server: ServerProcess, name: str) -> float:
-    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+    for line in logger_metrics(server).splitlines():
         if line.startswith(f"castml_logger_events_{name}_total{{"):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no castml_logger_events_{name}_total on {server.url}/metrics")
@@ -51,7 +53,7 @@ def post(server: ServerProcess, path: str, body: Any, **headers: str) -> dict[st
     return result
 
 
-def test_transformer_and_predictor_rows_stay_apart_and_feedback_joins(
+def test_one_request_through_the_transformer_is_one_pair_logged_by_the_predictor(
     collector: CollectorProcess,
     store_env: dict[str, str],
     model_store: Path,
@@ -101,6 +103,7 @@ def test_transformer_and_predictor_rows_stay_apart_and_feedback_joins(
             for n in names
         ]
         answer = post(rest, "/v2/models/diecast/infer", {"id": "t-v2", "inputs": inputs})
+        assert answer["id"] == "t-v2"
         sent["t-v2"] = [records[0], records[5]]
 
         answer = post(
@@ -109,7 +112,11 @@ def test_transformer_and_predictor_rows_stay_apart_and_feedback_joins(
             {"instances": records[2:4]},
             **{"x-request-id": "g-batch"},
         )
+        assert answer["request_id"] == "g-batch"
         sent["g-batch"] = records[2:4]
+
+        answer = post(grpc, "/v1/models/diecast:predict", {"features": records[5]})
+        sent[answer["request_id"]] = records[5:6]  # made by the gRPC transformer
 
         refused = httpx.post(
             f"{rest.url}/v1/models/diecast:predict", json={"features": {"Bogus": 1}}
@@ -117,43 +124,39 @@ def test_transformer_and_predictor_rows_stay_apart_and_feedback_joins(
         assert refused.status_code == 400  # a refused request is logged by no one
 
         instances = sum(len(r) for r in sent.values())
-        collector.wait_for(lambda: len(read_logs(collector.home)) == 2 * instances)
+        collector.wait_for(lambda: len(read_logs(collector.home)) >= instances)
+        # Exactly one request/response pair per request, all from the predictor.
+        collector.wait_for(
+            lambda: collector.metric("castml_collector_events_received_total") >= 2 * len(sent)
+        )
+        assert collector.metric("castml_collector_events_received_total") == 2 * len(sent)
+        assert logger_metric(predictor, "sent") == 2 * len(sent)
+        for transformer in (rest, grpc):
+            assert "castml_logger_" not in logger_metrics(transformer)  # it sends nothing
         frame = read_logs(collector.home)
+        assert len(frame) == instances  # one row per instance, none twice
         assert set(frame["request_id"]) == set(sent)
         assert (frame["model_version"] == "1").all() and (frame["model_name"] == "diecast").all()
         model = AeGbmModel.load(model_store / "1" / "model")
         for request_id, rows in sent.items():
             x = np.asarray([[r[n] for n in names] for r in rows], dtype=np.float32)
             expected = model.predict(x)
-            for component in ("predictor", "transformer"):
-                got = frame[
-                    (frame["request_id"] == request_id) & (frame["component"] == component)
-                ].sort_values("row")
-                assert list(got["row"]) == list(range(len(rows))), (request_id, component)
-                np.testing.assert_allclose(got[names].to_numpy(np.float32), x, rtol=1e-6)
-                # the transformer answers probabilities rounded to 6 places
-                np.testing.assert_allclose(got["probability"], expected["probability"], atol=1e-6)
-                assert list(got["label"]) == list(expected["label"]), (request_id, component)
-                assert got["response_time"].notna().all()
+            got = frame[frame["request_id"] == request_id].sort_values("row")
+            assert list(got["row"]) == list(range(len(rows))), request_id
+            np.testing.assert_allclose(got[names].to_numpy(np.float32), x, rtol=1e-6)
+            np.testing.assert_allclose(got["probability"], expected["probability"], rtol=1e-6)
+            assert list(got["label"]) == list(expected["label"]), request_id
+            assert got["response_time"].notna().all()
         assert collector.metric("castml_collector_duplicates_total") == 0
-        for server in servers:
-            assert logger_metric(server, "refused") == logger_metric(server, "rejected") == 0
-        assert logger_metric(rest, "sent") == 2 * 4 and logger_metric(grpc, "sent") == 2 * 1
+        assert logger_metric(predictor, "refused") == logger_metric(predictor, "rejected") == 0
 
         # The delayed label, posted with the id the client got, joins the predictor's rows.
         labels = [{"request_id": "t-single", "label": 1}, {"request_id": "g-batch", "label": 0}]
         feedback = collector.client.post("/v1/feedback", json=labels).json()["results"]
         assert [r["known_request"] for r in feedback] == [True, True]
         collector.wait_for(lambda: len(read_logs(collector.home, "feedback")) == 2)
-        window = Window.ending(timedelta(hours=1))
-        logs_root = collector.home / "logs"
-        traffic = read_traffic(logs_root, "diecast", "1", window)
-        assert len(traffic) == instances and (traffic["component"] == "predictor").all()
-        joined = traffic.merge(read_labels(logs_root, "diecast", window), on="request_id")
+        joined = frame.merge(read_logs(collector.home, "feedback"), on="request_id")
         assert sorted(joined["request_id"]) == ["g-batch", "g-batch", "t-single"]
-        transformer_rows = read_traffic(logs_root, "diecast", "1", window, "transformer")
-        assert len(transformer_rows) == instances
-        assert len(read_traffic(logs_root, "diecast", "1", window, None)) == 2 * instances
     finally:
         for server in reversed(servers):
             server.stop()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitoring.events import UnusablePayloadError, response_outputs
+from monitoring.event_ingest import UnusablePayloadError, response_outputs
 
 
 def _response(name: str) -> dict[str, object]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
-
 import httpx
 import numpy as np
 import pytest
 
 from castml.cli.logger_cloudevents import binary_event, v2_request, v2_response
-from monitoring import events
+from castml.protocol.payload_record import RequestHalf, ResponseHalf
+from monitoring import event_ingest as events
 from monitoring.collector import Held
 from monitoring.collector_app import build_app
 from monitoring.group_commit import GroupCommit
@@ -72,17 +71,15 @@ def test_flat_and_nested_tensors_flatten_alike_and_bools_are_refused() -> None:
         events.request_rows({"inputs": [{"shape": [1, 2], "data": [True, 1.0]}]}, features)
 
 
-def _held(record: dict[str, Any]) -> Held:
-    return Held(record, 1, f"{record['k']}:{record['id']}")
+def _held(record: RequestHalf | ResponseHalf) -> Held:
+    return Held(record, 1, record.key)
 
 
 def test_inference_columns_one_row_per_instance_with_nulls_for_missing_halves() -> None:
     ext = {"inferenceservicename": "p", "component": "predictor"}
-    request = {"k": "request", "id": "a", "rt": 1.0, "rows": [[1.0, 2.0], [3.0, 4.0]], "ext": ext}
-    response = {"k": "response", "id": "a", "rt": 2.0, "prob": [0.1, 0.9], "label": [0, 1]}
-    response |= {"mn": "p", "mv": "3", "ext": {"namespace": "ns"}}
-    lonely = {"k": "response", "id": "b", "rt": 3.0, "prob": [0.5], "label": [], "ext": {}}
-    lonely |= {"mn": "p", "mv": "3"}
+    request = RequestHalf("a", "p", 1.0, [[1.0, 2.0], [3.0, 4.0]], ext)
+    response = ResponseHalf("a", "p", 2.0, [0.1, 0.9], [0, 1], "p", "3", {"namespace": "ns"})
+    lonely = ResponseHalf("b", "p", 3.0, [0.5], [], "p", "3", {})
     columns = inference_columns([(_held(request), _held(response)), _held(lonely)], ["f", "g"])
     assert list(columns)[:4] == ["request_id", "row", "f", "g"]
     assert columns["request_id"] == ["a", "a", "b"] and columns["row"] == [0, 1, 0]

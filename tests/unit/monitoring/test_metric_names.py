@@ -105,5 +105,6 @@ def test_chart_dashboards_and_rules_use_exported_names(tmp_path: Path) -> None:
     chart = ROOT / "charts" / "castml"
     files = sorted((chart / "dashboards").glob("*.json"))
     files += [chart / "templates" / "monitoring-prometheus.yaml"]
+    files += sorted((chart / "alerts").glob("*.yaml"))  # the PrometheusRule's rules
     unknown = {n: w for n, w in referenced(files).items() if n not in exported(tmp_path)}
     assert unknown == {}

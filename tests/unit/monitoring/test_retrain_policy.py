@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from castml.spec import load_spec
+from monitoring.drift import DriftResult
 from monitoring.policy import BadRetrainRequestError, RetrainPolicy, RetrainRequest
 from monitoring.retrain_api import requests_from
+from monitoring.retrain_filing import HttpFiler, InProcessFiler, request_for
 from monitoring.scheduler import CronError, next_fire
+from tests.support.ports import free_port
 
 
 class RecordingLauncher:
@@ -103,3 +106,48 @@ def test_monthly_cron_fires_at_two_on_the_first() -> None:
     assert next_fire("*/15 * * * * *", after) == datetime(2026, 11, 21, 9, 30, 15, tzinfo=UTC)
     with pytest.raises(CronError):
         next_fire("0 0 2 1 *", after)
+
+
+def _drift_result(status: str = "ok", dataset_drift: bool = True) -> DriftResult:
+    return DriftResult(
+        project="diecast",
+        model_version="3",
+        window={"spec": "1d", "start": "s", "end": "e"},
+        rows={"current": 500, "reference": 2000, "labeled": 300},
+        status=status,
+        drift_share=0.4 if dataset_drift else 0.05,
+        dataset_drift=dataset_drift,
+        report_uri="mlflow-artifacts:/1/abc/artifacts/drift/drift_report.html",
+        mlflow_run_id="abc",
+        computed_at="2026-11-03T12:00:00+00:00",
+    )
+
+
+def test_the_drift_job_asks_for_a_drift_retrain_only_when_the_spec_says_drift() -> None:
+    spec = load_spec("diecast")
+    request = request_for(_drift_result(), spec)
+    assert request is not None and (request.reason, request.project) == ("drift", "diecast")
+    assert request.evidence_uri == _drift_result().report_uri
+    assert request.evidence["rows"] == 500 and request.evidence["drift_run_id"] == "abc"
+    assert request_for(_drift_result(dataset_drift=False), spec) is None
+    assert request_for(_drift_result("insufficient_data"), spec) is None
+
+
+def test_a_filed_request_goes_through_the_policys_guards_in_process(tmp_path: Path) -> None:
+    policy = RetrainPolicy(load_spec, RecordingLauncher(), tmp_path, clock=Clock())
+    request = request_for(_drift_result(), load_spec("diecast"))
+    assert request is not None
+    first = InProcessFiler(policy).file(request)
+    second = InProcessFiler(policy).file(request)
+    assert (first.outcome, first.run_id, first.filed_to) == ("started", "run-1", "in-process")
+    assert second.outcome == "skipped" and second.detail.startswith("duplicate")
+    assert policy.history()[-1]["requested_by"] == "drift-job"
+
+
+def test_an_unreachable_retrain_endpoint_is_a_failed_answer_not_a_crash() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/retrain"  # nothing listens there
+    request = request_for(_drift_result(), load_spec("diecast"))
+    assert request is not None
+    answer = HttpFiler(url, "token", timeout_s=2).file(request)
+    assert answer.outcome == "failed" and "unreachable" in answer.detail
+    assert answer.filed_to == url

@@ -27,7 +27,7 @@ from monitoring.training_set import (
     read_logged_rows,
 )
 from monitoring.window import Window
-from tests.unit.monitoring.logged_traffic import Traffic
+from tests.support.logged_traffic import Traffic
 
 SPEC = load_spec("diecast")
 FEATURES = SPEC.feature_names
@@ -59,7 +59,6 @@ def logged(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
     huge[FEATURES.index("Process_Pressure")] = 1e39  # inf once logged as float32
     traffic.add("huge", huge, 1.0)
     traffic.add("half", x[2], 0.5)  # not a 0/1 label
-    traffic.add("via-transformer", x[3], 1.0, component="transformer")
     return traffic.log(tmp_path), shots.iloc[:40].reset_index(drop=True)
 
 
@@ -69,9 +68,8 @@ def test_labels_are_joined_and_every_dropped_row_is_counted(
     logs_root, labelled = logged
     window = Window.ending(timedelta(days=1))
     rows = read_logged_rows(SPEC, logs_root, window)
-    assert rows.read == 50 + 3 + 4  # one-shot requests, the batch, four bad ones
+    assert rows.read == 50 + 3 + 3  # one-shot requests, the batch, three bad ones
     assert rows.dropped == {
-        "other_component": 1,
         "unlabelled": 10,
         "batch_request": 3,
         "out_of_bounds": 1,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from castml.cli.logger_cloudevents import binary_event, structured_event, v2_request
-from monitoring import events
+from monitoring import event_ingest
+from castml.protocol.payload_record import RequestHalf
 from monitoring.wal import WriteAheadLog
 
 
@@ -26,13 +27,13 @@ def test_a_torn_tail_is_cut_off_and_earlier_records_survive(tmp_path: Path) -> N
 def test_both_modes_parse_to_the_same_rows(make: object) -> None:
     features = [f"f{i}" for i in range(3)]
     headers, body = make("request", "id-1", "diecast", v2_request([[1, 2, 3], [4, 5, 6]], features))  # type: ignore[operator]
-    attrs, data = events.parse(headers, body)
-    event = events.to_event(attrs, data, lambda _: features)
-    assert event.event_id == "id-1" and event.rows == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
-    assert event.extensions["inferenceservicename"] == "diecast"
+    record = event_ingest.decode(headers, body, lambda _: features)
+    assert isinstance(record, RequestHalf)
+    assert record.event_id == "id-1" and record.rows == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert record.extensions["inferenceservicename"] == "diecast"
 
 
 def test_missing_id_is_malformed() -> None:
     headers, body = binary_event("request", "", "diecast", {"inputs": []})
-    with pytest.raises(events.MalformedEventError, match="id"):
-        events.parse(headers, body)
+    with pytest.raises(event_ingest.MalformedEventError, match="id"):
+        event_ingest.parse(headers, body)

@@ -226,3 +226,31 @@ def test_fuzzed_payloads_decode_or_raise_a_typed_400(spec: ProjectSpec, payload:
     except BadRequestError:
         return
     assert x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == 30 and np.isfinite(x).all()
+
+
+def test_non_finite_values_are_named_by_feature(spec: ProjectSpec) -> None:
+    """NaN/Infinity (read from the JSON tokens) are 400s naming the feature, per layout."""
+    from castml.web.errors import InvalidFieldsError
+
+    names = spec.feature_names
+    rows = np.zeros((2, 30))
+    rows[1, 3] = np.nan
+    rows[0, 7] = np.inf
+    matrix = {"inputs": [{"name": "x", "shape": [2, 30], "datatype": "FP64", "data": rows}]}
+    with pytest.raises(InvalidFieldsError) as info:
+        decode(spec, matrix)
+    found = [p.as_dict() for p in info.value.problems]
+    assert [(p["field"], p["instance"]) for p in found] == [(names[7], 0), (names[3], 1)]
+    assert "input 'x'" in found[0]["problem"] and "NaN" in found[1]["problem"]
+    assert info.value.status_code == 400 and names[3] in str(info.value)
+    per_feature = {
+        "inputs": [
+            {"name": n, "shape": [1], "datatype": "FP32", "data": [np.nan if j == 5 else 0.0]}
+            for j, n in enumerate(names)
+        ]
+    }
+    with pytest.raises(InvalidFieldsError) as info:
+        decode(spec, per_feature)
+    assert [p.as_dict() for p in info.value.problems] == [
+        {"field": names[5], "problem": "NaN is not a number"}
+    ]

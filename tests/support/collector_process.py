@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ import pyarrow.parquet as pq
 from castml.cli.logger_cloudevents import binary_event, structured_event, v2_request, v2_response
 from castml.data.diecast import generate
 from castml.spec import load_spec
+from tests.support.ports import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
 FEATURES = load_spec("diecast").feature_names
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def limit_file_size(max_bytes: int) -> Callable[[], None]:
@@ -63,12 +57,12 @@ class CollectorProcess:
 
     def start(self, preexec: Callable[[], None] | None = None) -> CollectorProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitoring", "collector", "--port", str(self.port)],
+            [sys.executable, "-m", "castml.cli.main", "collector", "run", "--port", str(self.port)],
             cwd=REPO_ROOT,
             env=self.env,
             preexec_fn=preexec,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded 2-core machine: the CLI imports take seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"collector exited with {self.process.returncode}")

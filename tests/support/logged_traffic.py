@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from castml.cli.logger_cloudevents import binary_event, v2_response
-from monitoring import events
 from monitoring.collector import Collector
-from monitoring.collector_app import event_record, feedback_record, spec_features
+from monitoring.collector_app import spec_features
+from monitoring.event_ingest import decode
+from monitoring.feedback_ingest import feedback_record
 from monitoring.settings import CollectorSettings
 
 
@@ -27,11 +28,11 @@ def v2_request(rows: np.ndarray) -> dict[str, Any]:
 
 
 class Traffic:
-    """Requests (id -> rows, serving version, component) and delayed labels, logged for real."""
+    """Requests (id -> rows, serving version) and delayed labels, logged for real."""
 
     def __init__(self, project: str = "diecast") -> None:
         self.project = project
-        self.requests: list[tuple[str, np.ndarray, str, str]] = []
+        self.requests: list[tuple[str, np.ndarray, str]] = []
         self.labels: dict[str, float] = {}
 
     def add(
@@ -40,9 +41,8 @@ class Traffic:
         rows: np.ndarray,
         label: float | None,
         version: str = "1",
-        component: str = "predictor",
     ) -> None:
-        self.requests.append((rid, np.atleast_2d(rows), version, component))
+        self.requests.append((rid, np.atleast_2d(rows), version))
         if label is not None:
             self.labels[rid] = label
 
@@ -50,17 +50,18 @@ class Traffic:
         core = Collector(CollectorSettings.model_validate({"home": home}), spec_features)
         await core.start()
         try:
-            records = []
-            for rid, rows, version, component in self.requests:
+            records: list[Any] = []
+            for rid, rows, version in self.requests:
                 score = np.full(len(rows), 0.2)
                 response = v2_response(score, self.project, version, rid)
                 for kind, data in (("request", v2_request(rows)), ("response", response)):
-                    headers, body = binary_event(kind, rid, self.project, data, component=component)
-                    attrs, parsed = events.parse(headers, body)
-                    records.append(event_record(events.to_event(attrs, parsed, core.features_of)))
+                    headers, body = binary_event(kind, rid, self.project, data)
+                    records.append(decode(headers, body, core.features_of))
             for rid, label in self.labels.items():
                 item = {"request_id": rid, "label": label}
-                records.append(feedback_record(item, core, self.project))
+                records.append(
+                    feedback_record(item, core.knows_request, self.project, core.features_of)
+                )
             # Concurrently, as an HTTP server would: the WAL commits them in groups.
             await asyncio.gather(*(core.submit(r) for r in records))
             await core.flush()

@@ -1,0 +1,322 @@
+"""`castml up` / `castml down`: the whole embedded platform in the background.
+
+MLflow (SQLite), the collector (with the retrain endpoint), the predictor (logging its
+payloads to the collector, as KServe's logger does in a cluster), the transformer, the
+explainer, and the rollout reconciler, whose MLflow webhook is registered here once it
+answers: a move of @champion in the MLflow UI is then served within a second, the
+periodic reconcile staying the backstop. Every part is a detached process on loopback;
+pids, ports and logs are under `$CASTML_HOME/platform/` (castml.cli.platform_state).
+
+`castml up` is idempotent: parts that answer are kept, missing ones are (re)started
+on their recorded ports. `castml up --status` only reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from castml import registry
+from castml.cli.console import console
+from castml.cli.local_processes import free_port, spawn, start_server, wait_ready
+from castml.cli.platform_state import Part, PlatformDir, PlatformState, stop_pid
+from castml.errors import CastmlError
+from castml.mlflow_server import ServerLayout, port_in_use, stop_recorded
+from castml.settings import PlatformSettings
+
+app = typer.Typer()
+
+ORDER = ("collector", "predictor", "transformer", "explainer", "rollout")
+# Ports a part asks for first (KServe's 8080 for the predictor; the settings' defaults for
+# the collector and the receiver); a taken one falls back to a free port.
+PREFERRED = {
+    "predictor": 8080,
+    "predictor_grpc": 8081,
+    "transformer": 8082,
+    "explainer": 8083,
+    "collector": 8090,
+    "rollout": 8092,
+}
+CLI = [sys.executable, "-m", "castml.cli.main"]
+WEBHOOK_EVENTS = ["model_version_alias.created"]
+
+
+class NoChampionError(CastmlError):
+    """`castml up` needs a version behind @champion to serve."""
+
+    status_code = 409
+
+
+def _port(state: PlatformState | None, key: str, host: str = "127.0.0.1") -> int:
+    """The recorded port (a restart keeps the others' links), else the preferred, else free."""
+    if state is not None:
+        for part in state.parts.values():
+            if part.extra.get("port_key") == key and part.extra.get("port"):
+                return int(part.extra["port"])
+    preferred = PREFERRED[key]
+    return free_port() if port_in_use(host, preferred) else preferred
+
+
+def _base_env(settings: PlatformSettings, uri: str, project: str) -> dict[str, str]:
+    return {
+        "CASTML_HOME": str(settings.home.resolve()),
+        "CASTML_MLFLOW_URI": uri,
+        "CASTML_PROJECT": project,
+    }
+
+
+def _start_cli_part(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    port: int,
+    probe: str,
+    logs: Path,
+    timeout_s: float = 90.0,
+) -> Part:
+    log = logs / f"{name}.log"
+    process = spawn([*CLI, *args], {**os.environ, **env}, log, detach=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(name, process, url + probe, log, timeout_s)
+    marker = args[0]
+    return Part(name, process.pid, url, probe, str(log), marker, {"port": str(port)})
+
+
+def _start_part(
+    name: str,
+    state: PlatformState,
+    old: PlatformState | None,
+    settings: PlatformSettings,
+    tokens: dict[str, str],
+    logs: Path,
+) -> Part:
+    env = _base_env(settings, state.tracking_uri, state.project)
+    project = state.project
+    if name == "collector":
+        port = _port(old, "collector")
+        env |= {
+            "CASTML_COLLECTOR_TOKEN": tokens["collector_token"],
+            "CASTML_RETRAIN_TOKEN": tokens["retrain_token"],
+            "CASTML_COLLECTOR_DEFAULT_PROJECT": project,
+        }
+        part = _start_cli_part(
+            name, ["collector", "run", "--port", str(port)], env, port, "/healthz", logs
+        )
+    elif name == "rollout":
+        port = _port(old, "rollout")
+        env |= {
+            "CASTML_PREDICTOR_URL": state.parts["predictor"].url,
+            "CASTML_ROLLOUT_PORT": str(port),
+            "CASTML_WEBHOOK_SECRET": tokens["webhook_secret"],
+            "CASTML_ROLLOUT_MODE": "embedded",
+        }
+        part = _start_cli_part(name, ["rollout", "run"], env, port, "/healthz", logs)
+    else:
+        predictor_port = grpc_port = None
+        if name == "predictor":
+            # Payloads are logged where KServe's logger sits in the chart: the predictor.
+            env |= {
+                "CASTML_LOGGER_URL": state.parts["collector"].url + "/",
+                "CASTML_LOGGER_TOKEN": tokens["collector_token"],
+            }
+            grpc_port = _port(old, "predictor_grpc")
+        else:
+            predictor_port = int(state.parts["predictor"].extra["port"])
+        port = _port(old, name)
+        server = start_server(
+            name,
+            env,
+            logs,
+            project=project,
+            grpc=name == "predictor",
+            predictor_port=predictor_port,
+            port=port,
+            grpc_port=grpc_port,
+            detach=True,
+        )
+        probe = "/v2/health/ready" if name == "predictor" else "/v2/health/live"
+        part = Part(name, server.process.pid, server.url, probe, str(server.log), "serving")
+        part.extra["port"] = str(port)
+        if grpc_port:
+            part.extra["grpc"] = f"127.0.0.1:{grpc_port}"
+    part.extra["port_key"] = name
+    return part
+
+
+def register_webhook(uri: str, project: str, receiver_url: str, secret: str) -> str:
+    """The reconciler's MLflow webhook (alias moves), replacing one of the same name."""
+    client = registry.client(uri)
+    name = f"castml-rollout-{project}"
+    page_token = None
+    while True:
+        page = client.list_webhooks(max_results=100, page_token=page_token)
+        for hook in page:
+            if hook.name == name:
+                client.delete_webhook(hook.webhook_id)
+        page_token = page.token
+        if not page_token:
+            break
+    hook = client.create_webhook(
+        name=name,
+        url=f"{receiver_url}/webhooks/mlflow",
+        events=WEBHOOK_EVENTS,  # type: ignore[arg-type]
+        secret=secret,
+    )
+    return str(hook.webhook_id)
+
+
+def _ensure_mlflow(settings: PlatformSettings) -> bool:
+    """MLflow answers; True when this call started it (so `castml down` stops it)."""
+    from castml.cli.mlflow_cmd import ensure_up
+    from castml.mlflow_server import is_healthy
+
+    was_up = bool(settings.mlflow_uri) or is_healthy(settings.tracking_uri)
+    ensure_up(settings)
+    return not was_up
+
+
+def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
+    """Start what is not running; returns where every part is."""
+    place = PlatformDir(settings.home.resolve() / "platform")
+    old = place.load()
+    started_mlflow = _ensure_mlflow(settings)
+    uri = settings.tracking_uri
+    if old is not None and old.project != project:
+        raise CastmlError(
+            f"the platform under {place.root} serves '{old.project}'; `castml down` first"
+        )
+    client = registry.client(uri, settings.mlflow_timeout_s)
+    if registry.alias_version(client, project, registry.CHAMPION) is None:
+        raise NoChampionError(
+            f"'{project}' has no @champion in MLflow at {uri}: run `castml demo` or "
+            f"`castml pipeline run --project {project}` first (MLflow is up)"
+        )
+    state = PlatformState(
+        project,
+        uri,
+        started_mlflow or bool(old and old.mlflow_started),
+        webhook_id=old.webhook_id if old else None,
+    )
+    tokens = place.secrets()
+    restarted = False
+    for name in ORDER:
+        known = old.parts.get(name) if old else None
+        # A part whose upstream was restarted keeps working (they reconnect by URL).
+        if known is not None and known.healthy():
+            state.parts[name] = known
+            continue
+        if known is not None:
+            stop_pid(known.pid, known.marker)  # alive but not answering
+        with console.status(f"starting {name} ..."):
+            state.parts[name] = _start_part(name, state, old, settings, tokens, place.logs)
+        restarted = True
+        place.save(state)
+    if restarted or state.webhook_id is None:
+        state.webhook_id = register_webhook(
+            uri, project, state.parts["rollout"].url, tokens["webhook_secret"]
+        )
+    place.save(state)
+    return state
+
+
+def bring_down(settings: PlatformSettings) -> list[str]:
+    """Stop every recorded part (and MLflow, when `castml up` started it); what stopped."""
+    place = PlatformDir(settings.home.resolve() / "platform")
+    state = place.load()
+    stopped: list[str] = []
+    if state is None:
+        return stopped
+    if state.webhook_id:
+        # MLflow already gone, or the hook deleted by hand: nothing left to undo.
+        with contextlib.suppress(Exception):
+            registry.client(state.tracking_uri, 5.0).delete_webhook(state.webhook_id)
+    for name in reversed(ORDER):
+        part = state.parts.get(name)
+        if part is not None and stop_pid(part.pid, part.marker):
+            stopped.append(name)
+    if state.mlflow_started and stop_recorded(ServerLayout(settings.mlflow_dir)):
+        stopped.append("mlflow")
+    place.forget()
+    return stopped
+
+
+def show(state: PlatformState | None, settings: PlatformSettings) -> bool:
+    """The table of parts; True when every part answers."""
+    place = PlatformDir(settings.home.resolve() / "platform")
+    if state is None:
+        console.print(f"the platform is down (no state under {place.root})")
+        return False
+    project = state.project
+    table = Table("part", "where", "pid", "state", title=f"castml platform: {project}")
+    from castml.mlflow_server import is_healthy
+
+    mlflow_ok = is_healthy(state.tracking_uri)
+    origin = "started by castml up" if state.mlflow_started else "external / already running"
+    table.add_row("mlflow", f"{state.tracking_uri}/#/models/{project}", origin, _word(mlflow_ok))
+    paths = {
+        "predictor": f"/v2/models/{project}/infer",
+        "transformer": f"/v1/models/{project}:predict",
+        "explainer": f"/v1/models/{project}:explain",
+        "collector": "/ (events)  /v1/feedback  /v1/retrain",
+        "rollout": "/webhooks/mlflow  /reconcile",
+    }
+    healthy = mlflow_ok
+    for name in ORDER:
+        part = state.parts.get(name)
+        if part is None:
+            table.add_row(name, "-", "-", _word(False))
+            healthy = False
+            continue
+        ok = part.healthy()
+        healthy = healthy and ok
+        where = f"{part.url}{paths[name]}"
+        if "grpc" in part.extra:
+            where += f"  (gRPC {part.extra['grpc']})"
+        table.add_row(name, where, str(part.pid), _word(ok))
+    console.print(table)
+    console.print(f"logs: {place.logs}   tokens: {place.secrets_file}")
+    if "collector" in state.parts:
+        console.print(
+            "the drift job files its retrain request with the collector: "
+            f"CASTML_DRIFT_RETRAIN_URL={state.parts['collector'].url}/v1/retrain "
+            "CASTML_RETRAIN_TOKEN=<retrain_token from the tokens file> castml drift run"
+        )
+    if state.webhook_id:
+        console.print(
+            f"MLflow webhook {state.webhook_id}: a move of @champion in the MLflow UI is "
+            "served within a second (periodic reconcile as the backstop)"
+        )
+    return healthy
+
+
+def _word(ok: bool) -> str:
+    return "[green]up[/]" if ok else "[red]down[/]"
+
+
+@app.command("up")
+def up(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project to serve.")] = "diecast",
+    status: Annotated[
+        bool, typer.Option("--status", help="Only report where each part is; start nothing.")
+    ] = False,
+) -> None:
+    """Start the embedded platform in the background (MLflow, serving, collector, reconciler)."""
+    settings = PlatformSettings()
+    if status:
+        place = PlatformDir(settings.home.resolve() / "platform")
+        raise typer.Exit(0 if show(place.load(), settings) else 1)
+    state = bring_up(settings, project)
+    show(state, settings)
+
+
+@app.command("down")
+def down() -> None:
+    """Stop everything `castml up` started (MLflow too, when it started it)."""
+    stopped = bring_down(PlatformSettings())
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "the platform was not running")
