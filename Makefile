@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards chart-docs alerts compile bench anchors-venv clean kind-up images kind-deploy e2e
+.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards chart-docs alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ check: lint typecheck dashboards chart-docs alerts  ## what CI runs before the t
 	git diff --exit-code -- pipelines/compiled charts/castml/dashboards
 	git diff --exit-code -- $(CHART)/README.md $(CHART)/values.schema.json
 	git diff --exit-code -- monitoring/alerts $(CHART)/alerts
+
+fuzz: setup  ## hypothesis fuzzing of every public ingest/inference endpoint, 10,000 examples each; counts by status
+	CASTML_FUZZ_EXAMPLES=$${CASTML_FUZZ_EXAMPLES:-10000} $(BIN)/pytest tests/integration/test_fuzz_endpoints.py -p no:cacheprovider --timeout=0
 
 bench: setup  ## benchmarks: ratios against a peer measured in the same run (needs wrk, h2load)
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk nghttp2-client; }

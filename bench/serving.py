@@ -75,7 +75,7 @@ def grpc_infer_frame(x: np.ndarray) -> bytes:
     request = load_pb2().ModelInferRequest(model_name="diecast", id="bench")
     request.inputs.add(name="features", datatype="FP32", shape=list(x.shape))
     request.raw_input_contents.append(np.ascontiguousarray(x, dtype="<f4").tobytes())
-    message = request.SerializeToString()
+    message: bytes = request.SerializeToString()
     return b"\x00" + len(message).to_bytes(4, "big") + message
 
 

@@ -11,6 +11,7 @@ model metadata has no parameters.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,7 +44,7 @@ def _tensor(raw_input: Any, raw: bytes | None) -> Tensor:
     else:
         values = np.asarray(getattr(raw_input.contents, CONTENTS_FIELD[datatype]), dtype=dtype)
     shape = tuple(int(d) for d in raw_input.shape)
-    if values.size != (int(np.prod(shape)) if shape else 1):
+    if values.size != math.prod(shape):  # math.prod(()) is 1: a scalar
         raise BadRequestError(
             f"input '{raw_input.name}': shape {list(shape)} does not match its data"
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import uvicorn
@@ -82,8 +81,8 @@ def predictor_app(
 
 def predictor_from_env() -> App:
     """uvicorn factory for `--workers > 1`: each worker process builds its own app."""
-    grpc_port = int(os.environ.get("CASTML_GRPC_PORT", "0")) or None
-    return predictor_app(serving_settings(), os.environ.get("CASTML_PROJECT"), grpc_port)[0]
+    settings = serving_settings()
+    return predictor_app(settings, settings.project, settings.grpc_port or None)[0]
 
 
 def serve(app: App | str, host: str, port: int, workers: int = 1) -> None:

@@ -88,6 +88,20 @@ class ServingSettings(PlatformSettings):
         ),
     )
 
+    # Set by `python -m serving` for the uvicorn workers of `--workers > 1`, which build
+    # their app from the environment alone (server.predictor_from_env).
+    grpc_port: int | None = Field(
+        None, description="gRPC port the predictor serves (from --grpc_port). Unset: no gRPC."
+    )
+    workers: int = Field(
+        1, ge=1, description="Predictor workers (from --workers); the pin file counts them."
+    )
+    pin_dir: Path | None = Field(
+        None,
+        description="Folder of the pin file that keeps every worker on one version (set for "
+        "--workers > 1). Unset: one process, no pin file.",
+    )
+
     @property
     def version_cache(self) -> Path:
         return (self.cache_dir or self.home / "serving-cache").resolve()

@@ -68,10 +68,12 @@ class SharedPin:
 
     @classmethod
     def from_env(cls) -> SharedPin | None:
-        directory = os.environ.get(PIN_DIR_ENV)
-        if not directory:
+        from serving.settings import ServingSettings
+
+        settings = ServingSettings()
+        if settings.pin_dir is None:
             return None
-        return cls(Path(directory), int(os.environ.get(WORKERS_ENV, "1")))
+        return cls(settings.pin_dir, settings.workers)
 
     def read(self) -> str | None:
         try:

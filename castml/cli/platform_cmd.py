@@ -14,13 +14,13 @@ on their recorded ports. `castml up --status` only reports.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from castml import registry
 from castml.cli.console import console
@@ -247,56 +247,54 @@ def bring_down(settings: PlatformSettings) -> list[str]:
 
 
 def show(state: PlatformState | None, settings: PlatformSettings) -> bool:
-    """The table of parts; True when every part answers."""
+    """One line per part (never wrapped: the URLs are for copying); True when all answer."""
     place = PlatformDir(settings.home.resolve() / "platform")
     if state is None:
         console.print(f"the platform is down (no state under {place.root})")
         return False
-    project = state.project
-    table = Table("part", "where", "pid", "state", title=f"castml platform: {project}")
     from castml.mlflow_server import is_healthy
 
+    project = state.project
+    say = functools.partial(console.print, soft_wrap=True, highlight=False)
+    say(f"[bold]castml platform[/] (project {project}, home {settings.home.resolve()})")
     mlflow_ok = is_healthy(state.tracking_uri)
-    origin = "started by castml up" if state.mlflow_started else "external / already running"
-    table.add_row("mlflow", f"{state.tracking_uri}/#/models/{project}", origin, _word(mlflow_ok))
+    origin = "started by castml up" if state.mlflow_started else "external or already running"
+    say(f"  {'mlflow':<12} {_word(mlflow_ok)}  {state.tracking_uri}/#/models/{project}  ({origin})")
     paths = {
         "predictor": f"/v2/models/{project}/infer",
         "transformer": f"/v1/models/{project}:predict",
         "explainer": f"/v1/models/{project}:explain",
-        "collector": "/ (events)  /v1/feedback  /v1/retrain",
-        "rollout": "/webhooks/mlflow  /reconcile",
+        "collector": "/ (events), /v1/feedback, /v1/retrain",
+        "rollout": "/webhooks/mlflow, /reconcile",
     }
     healthy = mlflow_ok
     for name in ORDER:
         part = state.parts.get(name)
         if part is None:
-            table.add_row(name, "-", "-", _word(False))
+            say(f"  {name:<12} {_word(False)}  (not started)")
             healthy = False
             continue
         ok = part.healthy()
         healthy = healthy and ok
-        where = f"{part.url}{paths[name]}"
-        if "grpc" in part.extra:
-            where += f"  (gRPC {part.extra['grpc']})"
-        table.add_row(name, where, str(part.pid), _word(ok))
-    console.print(table)
-    console.print(f"logs: {place.logs}   tokens: {place.secrets_file}")
+        grpc = f", gRPC {part.extra['grpc']}" if "grpc" in part.extra else ""
+        say(f"  {name:<12} {_word(ok)}  {part.url}{paths[name]}  (pid {part.pid}{grpc})")
+    say(f"logs: {place.logs}   tokens: {place.secrets_file}")
     if "collector" in state.parts:
-        console.print(
-            "the drift job files its retrain request with the collector: "
+        say(
+            "drift job -> retrain endpoint: "
             f"CASTML_DRIFT_RETRAIN_URL={state.parts['collector'].url}/v1/retrain "
-            "CASTML_RETRAIN_TOKEN=<retrain_token from the tokens file> castml drift run"
+            "CASTML_RETRAIN_TOKEN=<retrain_token in the tokens file> castml drift run"
         )
     if state.webhook_id:
-        console.print(
-            f"MLflow webhook {state.webhook_id}: a move of @champion in the MLflow UI is "
-            "served within a second (periodic reconcile as the backstop)"
+        say(
+            f"MLflow webhook {state.webhook_id} -> the reconciler: a move of @champion in the "
+            "MLflow UI is served within a second (periodic reconcile: the backstop)"
         )
     return healthy
 
 
 def _word(ok: bool) -> str:
-    return "[green]up[/]" if ok else "[red]down[/]"
+    return "[green]up  [/]" if ok else "[red]DOWN[/]"
 
 
 @app.command("up")

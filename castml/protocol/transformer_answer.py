@@ -132,3 +132,9 @@ def batch_answer(instances: list[dict[str, Any]]) -> dict[str, Any]:
         "request_id": first["request_id"],
         "processing_time_ms": first["processing_time_ms"],
     }
+
+
+if __name__ == "__main__":  # publish: python -m castml.protocol.transformer_answer > schema.json
+    import json
+
+    print(json.dumps(answer_json_schema(), indent=2))

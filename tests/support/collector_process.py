@@ -71,6 +71,7 @@ class CollectorProcess:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.kill()  # never leave a half-started collector behind
         raise RuntimeError("collector did not start")
 
     def stop(self) -> None:

@@ -138,7 +138,8 @@ def serving_headers(draw: st.DrawFn) -> dict[str, bytes]:
 
 @st.composite
 def model_path(draw: st.DrawFn, template: str) -> str:
-    model = PROJECT if draw(st.integers(0, 19)) else draw(st.sampled_from(OTHER_MODELS))
+    # 7, not 0: hypothesis draws the ends of a range far more often than the middle
+    model = PROJECT if draw(st.integers(0, 19)) != 7 else draw(st.sampled_from(OTHER_MODELS))
     return template.format(model=model)
 
 
@@ -345,6 +346,8 @@ BAD_LENGTHS = ("abc", "-1", "", " 12", "1.5", "99999999999999999999", "²", "1²
 def _binary_tensor(tensor: dict[str, Any]) -> bytes | None:
     """Move `data` into the binary tail; None if it is not numbers of a known type."""
     dtype = LITTLE_ENDIAN.get(tensor.get("datatype"))  # type: ignore[arg-type]
+    if "data" not in tensor:
+        return None
     try:
         values = np.asarray(tensor.get("data"), dtype=np.float64)
     except (TypeError, ValueError, OverflowError):

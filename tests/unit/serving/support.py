@@ -21,7 +21,8 @@ WRONG_FEATURES_VERSION = "4"
 
 
 def feature_rows(spec: ProjectSpec, n: int, seed: int) -> np.ndarray:
-    return generate(n, seed)[spec.feature_names].to_numpy(np.float32)
+    rows: np.ndarray = generate(n, seed)[spec.feature_names].to_numpy(np.float32)
+    return rows
 
 
 def build_store(root: Path) -> Path:
