@@ -9,6 +9,10 @@ chart sets CASTML_RETRAIN_TOKEN on the collector), `POST /v1/retrain` and
 Event ingest is the hot path (every logged inference arrives twice) and is served
 in raw ASGI: Starlette's middleware stack, Request and Response cost more per event
 than auth, parsing and the WAL hand-off together (profiled with `make bench`).
+Every answer of both halves goes through the one error contract (`castml.web.errors`):
+one body shape, 503 with Retry-After, 405 with Allow, 415 for a body that is not JSON.
+Every event and feedback is validated before its 202 (`monitoring.event_ingest`,
+`monitoring.feedback_ingest`): what is acknowledged can be written.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def current_frame(
     settings: DriftSettings, spec: ProjectSpec, version: str, window: Window
 ) -> pd.DataFrame:
     """Window rows with `score` and, where it arrived, the delayed label as the target."""
-    traffic = read_traffic(settings.logs_dir, spec.name, version, window, settings.drift_component)
+    traffic = read_traffic(settings.logs_dir, spec.name, version, window)
     if traffic.empty:
         return traffic
     traffic = traffic[traffic["probability"].notna()].rename(columns={"probability": SCORE})

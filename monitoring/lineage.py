@@ -22,7 +22,6 @@ from castml.data.provenance import TAG_PREFIX as DATA_TAG_PREFIX
 from castml.errors import CastmlError
 from castml.protocol.mlflow_names import TAG_DATASET_DRIFT, TAG_DRIFT_STATUS, TAG_MODEL_VERSION
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
-from monitoring.window import predictor_rows
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -117,12 +116,8 @@ def _labels(logs_root: Path, project: str, request_id: str) -> list[float]:
 
 
 def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
-    """Scan the partitions newest day first; a request id lives in one file.
-
-    Where the transformer logs too, the same id has its rows as well: the predictor's
-    (or, unnamed, the chart's logger's) are the ones reported, if there are any.
-    """
-    columns = ["request_id", "probability", "model_version", "component"]
+    """Scan the partitions newest day first; a request id lives in one file."""
+    columns = ["request_id", "probability", "model_version"]
     for group in _served_groups(logs_root, project):
         for file in sorted(group.glob("date=*/*.parquet"), reverse=True):
             if file.name.startswith("."):
@@ -131,8 +126,6 @@ def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
             hit = table.filter(pc.equal(table["request_id"], request_id))
             if hit.num_rows == 0:
                 continue
-            predictor = hit.filter(predictor_rows(hit["component"]))
-            hit = predictor if predictor.num_rows else hit
             versions = [str(v) for v in hit["model_version"].to_pylist() if v]
             return RequestHit(
                 request_id=request_id,

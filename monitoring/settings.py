@@ -98,12 +98,6 @@ class DriftSettings(PlatformSettings):
     drift_score_method: str = Field(
         "ks", description="Stat test for prediction drift on the model's score."
     )
-    drift_component: str = Field(
-        "predictor",
-        description="Whose logged rows form the window: `predictor` (where the chart puts "
-        "KServe's logger; rows that name no component count as its) or `transformer` (in the "
-        "embedded mode both log every request, under the same request id).",
-    )
     drift_metrics_dir: Path | None = Field(
         None,
         description="Folder of the Prometheus textfiles, one per project "

@@ -13,8 +13,6 @@ Which logged rows are usable:
   readings and its defect label do not depend on the model that scored it); orphans
   are not read: a request without a response was not served, and a response
   orphan carries no readings;
-- of the predictor component, where a `component` column names one (the transformer
-  logs the same shot, and only one copy may count);
 - whose request id got a delayed label (the latest one wins, as in the drift job);
 - of a one-row request: a batch request gets one label for several shots, which
   says nothing about each of them;
@@ -47,7 +45,7 @@ from castml.protocol.mlflow_names import TAG_PROJECT, TAG_RETRAIN_REASON
 from castml.spec import ProjectSpec, load_spec
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
 from monitoring.policy import PreparedData
-from monitoring.window import Window, partition_files, predictor_rows, read_labels
+from monitoring.window import Window, partition_files, read_labels
 
 SOURCE_LOGGED = "logged_traffic+spec"
 LOGGED_REASONS = ("drift", "performance", "schedule")  # manual: what the person names
@@ -125,9 +123,9 @@ def _labelled_rows(
     labelled_ids: pa.Array,
     dropped: dict[str, int],
 ) -> tuple[pd.DataFrame | None, int]:
-    """(labelled predictor rows of the window with their partition, rows read)."""
+    """(labelled rows of the window with their partition, rows read)."""
     start, end = pa.scalar(window.start), pa.scalar(window.end)
-    wanted = ["request_id", "row", "request_time", "component", *spec.feature_names]
+    wanted = ["request_id", "row", "request_time", *spec.feature_names]
     read = 0
     parts: list[pd.DataFrame] = []
     for version_dir in _version_dirs(logs_root, spec.name):
@@ -137,10 +135,6 @@ def _labelled_rows(
             times = table["request_time"]
             table = table.filter(pc.and_(pc.greater_equal(times, start), pc.less(times, end)))
             read += table.num_rows
-            if "component" in names:
-                mine = predictor_rows(table["component"])
-                _count(dropped, "other_component", table.num_rows - (pc.sum(mine).as_py() or 0))
-                table = table.filter(mine)
             labelled = pc.is_in(table["request_id"], value_set=labelled_ids)
             _count(dropped, "unlabelled", table.num_rows - (pc.sum(labelled).as_py() or 0))
             frame = table.filter(labelled).to_pandas()

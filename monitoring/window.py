@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from castml.errors import CastmlError
 from monitoring.parquet_sink import FEEDBACK_DIR
 
-PREDICTOR = "predictor"
 _WINDOW = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -63,35 +61,16 @@ def _read(files: list[Path]) -> pd.DataFrame | None:
     ).to_pandas()
 
 
-def predictor_rows(component: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Arrow mask of the predictor's rows: named so, or unnamed (the chart's logger is there)."""
-    return pc.or_kleene(pc.is_null(component), pc.equal(component, PREDICTOR))
-
-
-def read_traffic(
-    logs_root: Path,
-    project: str,
-    version: str,
-    window: Window,
-    component: str | None = PREDICTOR,
-) -> pd.DataFrame:
+def read_traffic(logs_root: Path, project: str, version: str, window: Window) -> pd.DataFrame:
     """Rows served by `version` whose request time falls in the window (possibly empty).
 
-    Only `component`'s rows (None: every component's). The predictor and the
-    transformer both log each request they serve, so reading both would count every
-    shot twice. Rows that name no component count as the predictor's: the chart puts
-    KServe's logger on the predictor.
+    Payloads are logged once, at the predictor (DESIGN.md §4), so every row is one shot.
     """
     frame = _read(partition_files(logs_root / project / version, window))
     if frame is None:
         return pd.DataFrame()
     times = frame["request_time"]
     keep = (times >= window.start) & (times < window.end)
-    if component is not None and "component" in frame.columns:
-        mine = frame["component"] == component
-        if component == PREDICTOR:
-            mine |= frame["component"].isna()
-        keep &= mine
     return frame[keep].reset_index(drop=True)
 
 

@@ -18,17 +18,16 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from castml import registry
 from castml.cli.console import console
-from castml.cli.local_processes import free_port, spawn, start_server, wait_ready
 from castml.cli.platform_state import Part, PlatformDir, PlatformState, stop_pid
 from castml.errors import CastmlError
-from castml.mlflow_server import ServerLayout, port_in_use, stop_recorded
-from castml.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from castml.settings import PlatformSettings
 
 app = typer.Typer()
 
@@ -55,6 +54,9 @@ class NoChampionError(CastmlError):
 
 def _port(state: PlatformState | None, key: str, host: str = "127.0.0.1") -> int:
     """The recorded port (a restart keeps the others' links), else the preferred, else free."""
+    from castml.cli.local_processes import free_port
+    from castml.mlflow_server import port_in_use
+
     if state is not None:
         for part in state.parts.values():
             if part.extra.get("port_key") == key and part.extra.get("port"):
@@ -80,6 +82,8 @@ def _start_cli_part(
     logs: Path,
     timeout_s: float = 90.0,
 ) -> Part:
+    from castml.cli.local_processes import spawn, wait_ready
+
     log = logs / f"{name}.log"
     process = spawn([*CLI, *args], {**os.environ, **env}, log, detach=True)
     url = f"http://127.0.0.1:{port}"
@@ -96,6 +100,8 @@ def _start_part(
     tokens: dict[str, str],
     logs: Path,
 ) -> Part:
+    from castml.cli.local_processes import start_server
+
     env = _base_env(settings, state.tracking_uri, state.project)
     project = state.project
     if name == "collector":
@@ -151,6 +157,8 @@ def _start_part(
 
 def register_webhook(uri: str, project: str, receiver_url: str, secret: str) -> str:
     """The reconciler's MLflow webhook (alias moves), replacing one of the same name."""
+    from castml import registry
+
     client = registry.client(uri)
     name = f"castml-rollout-{project}"
     page_token = None
@@ -183,6 +191,8 @@ def _ensure_mlflow(settings: PlatformSettings) -> bool:
 
 def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
     """Start what is not running; returns where every part is."""
+    from castml import registry
+
     place = PlatformDir(settings.home.resolve() / "platform")
     old = place.load()
     started_mlflow = _ensure_mlflow(settings)
@@ -204,7 +214,7 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
         webhook_id=old.webhook_id if old else None,
     )
     tokens = place.secrets()
-    restarted = False
+    receiver_moved = False  # the webhook points at the reconciler: re-register when it restarts
     for name in ORDER:
         known = old.parts.get(name) if old else None
         # A part whose upstream was restarted keeps working (they reconnect by URL).
@@ -215,9 +225,9 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
             stop_pid(known.pid, known.marker)  # alive but not answering
         with console.status(f"starting {name} ..."):
             state.parts[name] = _start_part(name, state, old, settings, tokens, place.logs)
-        restarted = True
+        receiver_moved = receiver_moved or name == "rollout"
         place.save(state)
-    if restarted or state.webhook_id is None:
+    if receiver_moved or state.webhook_id is None:
         state.webhook_id = register_webhook(
             uri, project, state.parts["rollout"].url, tokens["webhook_secret"]
         )
@@ -227,6 +237,9 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
 
 def bring_down(settings: PlatformSettings) -> list[str]:
     """Stop every recorded part (and MLflow, when `castml up` started it); what stopped."""
+    from castml import registry
+    from castml.mlflow_server import ServerLayout, stop_recorded
+
     place = PlatformDir(settings.home.resolve() / "platform")
     state = place.load()
     stopped: list[str] = []
@@ -305,6 +318,8 @@ def up(
     ] = False,
 ) -> None:
     """Start the embedded platform in the background (MLflow, serving, collector, reconciler)."""
+    from castml.settings import PlatformSettings
+
     settings = PlatformSettings()
     if status:
         place = PlatformDir(settings.home.resolve() / "platform")
@@ -316,5 +331,7 @@ def up(
 @app.command("down")
 def down() -> None:
     """Stop everything `castml up` started (MLflow too, when it started it)."""
+    from castml.settings import PlatformSettings
+
     stopped = bring_down(PlatformSettings())
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "the platform was not running")

@@ -1,5 +1,7 @@
 """What `castml up` started, kept under `$CASTML_HOME/platform/`: pids, ports, logs, secrets.
 
+Standard library only at import time: the CLI loads in every image (tests/unit/test_cli.py).
+
 `state.json` says where each part is; `secrets.json` (mode 0600) holds the tokens the
 parts share (collector ingest, retrain endpoint, MLflow webhook signature), so a second
 `castml up` reuses them and the running parts keep trusting one another.
@@ -8,6 +10,7 @@ parts share (collector ingest, retrain endpoint, MLflow webhook signature), so a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -15,9 +18,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
-import orjson
 
 SECRET_NAMES = ("collector_token", "retrain_token", "webhook_secret")
 
@@ -38,6 +38,8 @@ class Part:
         return pid_matches(self.pid, self.marker)
 
     def healthy(self) -> bool:
+        import httpx
+
         if not self.running():
             return False
         try:
@@ -55,11 +57,11 @@ class PlatformState:
     webhook_id: str | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+        return json.dumps(asdict(self), indent=2).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> PlatformState:
-        data: dict[str, Any] = orjson.loads(raw)
+        data: dict[str, Any] = json.loads(raw)
         parts = {name: Part(**part) for name, part in data.pop("parts", {}).items()}
         return cls(**data, parts=parts)
 
@@ -97,14 +99,14 @@ class PlatformDir:
     def secrets(self) -> dict[str, str]:
         """The platform's shared tokens, made once and kept readable by the owner only."""
         if self.secrets_file.exists():
-            kept: dict[str, str] = orjson.loads(self.secrets_file.read_bytes())
+            kept: dict[str, str] = json.loads(self.secrets_file.read_bytes())
             if set(SECRET_NAMES) <= set(kept):
                 return kept
         self.root.mkdir(parents=True, exist_ok=True)
         made = {name: secrets.token_urlsafe(24) for name in SECRET_NAMES}
         fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps(made, option=orjson.OPT_INDENT_2))
+            handle.write(json.dumps(made, indent=2).encode())
         return made
 
 

@@ -104,9 +104,13 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         try:
-            return json.loads(body)
-        except (ValueError, RecursionError):
+            payload = json.loads(body)
+            # The stdlib also reads what orjson rightly refuses: lone surrogates (`"\ud800"`,
+            # or their raw bytes), which are no text and which no answer could echo back.
+            orjson.dumps(payload)
+        except (ValueError, RecursionError, TypeError):
             raise BadRequestError(f"the request body is not valid JSON: {exc}") from None
+        return payload
 
 
 # Ids for requests that bring none: unique per process by a random prefix, then a counter
@@ -136,7 +140,7 @@ async def read_body(
     names. Raises `ClientGoneError` when the client disconnects mid-body.
     """
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(limit, setting)
     chunks: list[bytes] = []
     size = 0

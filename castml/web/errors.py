@@ -12,6 +12,7 @@ Anything that is not a `CastmlError` is a bug: it answers 500 without internals.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,11 @@ INTERNAL_ERROR = orjson.dumps(
 def error_parts(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
     """(status, JSON body, headers) for any exception: the one error contract."""
     if isinstance(exc, CastmlError):
-        return exc.status_code, orjson.dumps(error_body(exc)), error_headers(exc)
+        body = error_body(exc)
+        try:
+            encoded = orjson.dumps(body)
+        except TypeError:  # text that is no Unicode (a lone surrogate) echoed from a request
+            encoded = json.dumps(body, ensure_ascii=True).encode()
+        return exc.status_code, encoded, error_headers(exc)
     log.error("unhandled error", exc_info=exc)
     return 500, INTERNAL_ERROR, {}

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.serving.conftest import Server, start_server
+from castml.cli.local_processes import ServerProcess, start_server
 from tests.support import fuzz_collector, fuzz_serving
 from tests.support.collector_process import CollectorProcess
 from tests.support.fuzz_invariant import Tally, send
@@ -60,7 +60,7 @@ def fuzz_targets(
         "CASTML_HOME": str(home),
         "CASTML_MODEL_VERSION": "champion",
     }
-    servers: list[Server] = []
+    servers: list[ServerProcess] = []
     collector = CollectorProcess(tmp_path_factory.mktemp("fuzz-collector"))
     clients: dict[str, httpx.Client] = {}
     try:

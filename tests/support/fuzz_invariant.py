@@ -35,7 +35,8 @@ class Answer:
 
 def send(client: httpx.Client, request: FuzzRequest) -> Answer:
     try:
-        response = client.post(request.path, content=request.body, headers=request.headers)
+        headers = [(k.encode(), v) for k, v in request.headers.items()]
+        response = client.post(request.path, content=request.body, headers=headers)
     except httpx.TransportError as exc:
         return Answer(None, {}, f"{type(exc).__name__}: {exc}".encode())
     return Answer(response.status_code, dict(response.headers), response.content)

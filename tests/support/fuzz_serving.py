@@ -184,7 +184,7 @@ def valid_v2(draw: st.DrawFn, max_rows: int = 4) -> dict[str, Any]:
     return payload
 
 
-HOSTILE_SHAPES = (
+HOSTILE_SHAPES: tuple[Any, ...] = (
     [],
     [-1, 30],
     [0, 30],
@@ -204,7 +204,19 @@ HOSTILE_SHAPES = (
     {"0": 1},
     3,
 )
-HOSTILE_DATATYPES = ("BYTES", "BOOL", "fp32", "FP32 ", "FP8", "INT8", "UINT64", "", None, 5, [])
+HOSTILE_DATATYPES: tuple[Any, ...] = (
+    "BYTES",
+    "BOOL",
+    "fp32",
+    "FP32 ",
+    "FP8",
+    "INT8",
+    "UINT64",
+    "",
+    None,
+    5,
+    [],
+)
 
 
 @st.composite

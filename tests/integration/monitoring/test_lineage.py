@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from castml import registry
-from monitoring import events
 from monitoring.collector import Collector
-from monitoring.collector_app import event_record, feedback_record, spec_features
+from monitoring.collector_app import spec_features
 from monitoring.drift_job import run_drift
+from monitoring.event_ingest import decode
+from monitoring.feedback_ingest import feedback_record
 from monitoring.lineage import RequestNotFoundError, lineage
 from monitoring.settings import CollectorSettings, DriftSettings
 from tests.support.collector_process import pair
@@ -28,11 +29,12 @@ async def _log(home: Path, version: str, ids: list[str], labels: dict[str, int])
     try:
         for request_id in ids:
             for headers, body in pair(request_id, rows=2, version=version):
-                attrs, data = events.parse(headers, body)
-                await core.submit(event_record(events.to_event(attrs, data, core.features_of)))
+                await core.submit(decode(headers, body, core.features_of))
         for request_id, label in labels.items():
             item = {"request_id": request_id, "label": label}
-            await core.submit(feedback_record(item, core, "diecast"))
+            await core.submit(
+                feedback_record(item, core.knows_request, "diecast", core.features_of)
+            )
         await core.flush()
     finally:
         await core.stop()

@@ -216,7 +216,7 @@ def nan_bodies(spec: ProjectSpec) -> list[tuple[str, str, bytes, str]]:
     record: dict[str, Any] = valid_record(spec, 3)
     record["Process_Pressure"] = float("nan")
     features = json.dumps({"features": record}).encode()
-    row = [record[n] for n in spec.feature_names]
+    row: list[float] = list(valid_record(spec, 3).values())  # in spec order, all finite
     row[spec.feature_names.index("Sensor_Vibration")] = float("inf")
     matrix = json.dumps(
         {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 30], "data": row}]}

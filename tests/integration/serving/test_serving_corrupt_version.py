@@ -10,6 +10,7 @@ aborts loading it, so only the child trial load stands between it and the predic
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -196,19 +197,13 @@ def test_rollout_once_reports_the_refusal_in_one_line_and_serving_stays_up(
         )
         reconciler = Reconciler(settings, EmbeddedTarget(server.url, PROJECT))
         for _ in range(2):
-            outcome = asyncio_run(reconciler.reconcile("periodic"))
+            outcome = asyncio.run(reconciler.reconcile("periodic"))
             assert outcome.action == "refused" and outcome.error
         after = client.get_model_version(PROJECT, corrupt.undigested).tags
         assert after["deployed.at"] == tags["deployed.at"]  # not applied nor tagged again
     finally:
         client.set_registered_model_alias(PROJECT, "champion", corrupt.intact)
     assert served_version(server) == corrupt.intact
-
-
-def asyncio_run(coro: Any) -> Any:
-    import asyncio
-
-    return asyncio.run(coro)
 
 
 def test_a_predictor_started_on_a_corrupt_champion_exits_with_one_line(

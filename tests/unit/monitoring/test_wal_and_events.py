@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from castml.cli.logger_cloudevents import binary_event, structured_event, v2_request
+from castml.protocol.payload_record import (
+    Feedback,
+    RequestHalf,
+    ResponseHalf,
+    UndecodableRecordError,
+    decode,
+    encode,
+)
 from monitoring import event_ingest
-from castml.protocol.payload_record import RequestHalf
 from monitoring.wal import WriteAheadLog
 
 
@@ -37,3 +45,33 @@ def test_missing_id_is_malformed() -> None:
     headers, body = binary_event("request", "", "diecast", {"inputs": []})
     with pytest.raises(event_ingest.MalformedEventError, match="id"):
         event_ingest.parse(headers, body)
+
+
+def test_payload_records_round_trip_through_the_wal_codec() -> None:
+    ext = {"inferenceservicename": "diecast"}
+    records = [
+        RequestHalf("r", "diecast", 1.5, [[1.0, 2.0]], ext),
+        ResponseHalf("r", "diecast", 2.5, [0.25], [1], "diecast", "3", ext),
+        Feedback("r", "diecast", 1.0, 3.0, 4.5, True),
+    ]
+    assert [decode(encode(r)) for r in records] == records
+    assert [r.key for r in records] == ["request:r", "response:r", "feedback:r:1.0:3.0"]
+
+
+def test_component_scoped_records_of_an_older_collector_replay_with_their_keys() -> None:
+    """Before payloads were logged at the predictor only, the transformer's halves were
+    keyed apart; such records may still sit in a WAL and must keep their keys and pairs."""
+    old = orjson.dumps(
+        {"k": "request", "key": "transformer:request:x", "j": "transformer:x", "id": "x"}
+        | {"p": "diecast", "rt": 1.0, "ext": {}, "rows": [[1.0]]}
+    )
+    record = decode(old)
+    assert isinstance(record, RequestHalf)
+    assert (record.key, record.pair, record.event_id) == (
+        "transformer:request:x",
+        "transformer:x",
+        "x",
+    )
+    assert decode(encode(record)) == record
+    with pytest.raises(UndecodableRecordError):
+        decode(b'{"k": "request", "id": "x"}')

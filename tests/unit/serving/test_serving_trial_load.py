@@ -14,16 +14,17 @@ from serving.errors import VersionRefusedError
 from serving.registry_store import served
 from serving.trial_load import trial_load
 from serving.version_store import LocalStore, load_version, smoke_rows
-from serving.version_verdicts import TRUSTED_MARKER, Verdicts
+from serving.version_verdicts import TRUSTED_MARKER, Verdicts, trusted
 
 
 def half_gbm_store(model_store: Path, root: Path) -> Path:
     """A store whose version 7 is version 1 with `gbm.txt` cut in half (LightGBM aborts)."""
-    shutil.copytree(model_store / "1", root / "7")
+    fresh = shutil.ignore_patterns(TRUSTED_MARKER)  # the shared store may have trusted "1"
+    shutil.copytree(model_store / "1", root / "7", ignore=fresh)
     gbm = root / "7" / "model" / "gbm.txt"
     data = gbm.read_bytes()
     gbm.write_bytes(data[: len(data) // 2])
-    shutil.copytree(model_store / "1", root / "1")
+    shutil.copytree(model_store / "1", root / "1", ignore=fresh)
     return root
 
 
@@ -47,7 +48,7 @@ def test_load_version_refuses_marks_and_never_loads_in_process(
         load_version(source, spec, "7")
     with pytest.raises(VersionRefusedError, match="refused earlier"):
         load_version(source, spec, "7")
-    assert not (tmp_path / "7" / TRUSTED_MARKER).exists()
+    assert not trusted(tmp_path / "7", served(tmp_path / "7"))
     good = load_version(source, spec, "1")
     assert good.version == "1" and (tmp_path / "1" / TRUSTED_MARKER).is_file()
 
