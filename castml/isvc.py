@@ -117,7 +117,7 @@ def pinned_version(isvc: Mapping[str, Any]) -> int | None:
     raw = _get(isvc, "spec", "predictor", "annotations", MODEL_VERSION_ANNOTATION)
     if raw is None:
         return None
-    if not isinstance(raw, str) or not raw.isdigit() or int(raw) < 1:
+    if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise IsvcShapeError(f"{MODEL_VERSION_ANNOTATION}={raw!r} is not a concrete version")
     return int(raw)
 

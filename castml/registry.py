@@ -92,7 +92,7 @@ def resolve_version(mlflow_client: MlflowClient, project: str, ref: str | int) -
     from mlflow.exceptions import MlflowException
 
     text = str(ref).lstrip("@")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         try:
             return mlflow_client.get_model_version(project, text)
         except MlflowException as exc:

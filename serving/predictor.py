@@ -44,7 +44,9 @@ class RestPredictor:
         binary: memoryview | None = None
         json_length = request.headers.get(BINARY_HEADER)
         if json_length is not None:
-            if not json_length.isdigit() or int(json_length) > len(body):
+            # isascii: "²".isdigit() is true, and int() refuses it.
+            decimal = json_length.isascii() and json_length.isdigit()
+            if not decimal or int(json_length) > len(body):
                 raise BadRequestError(f"header {BINARY_HEADER} does not fit the body")
             binary = memoryview(body)[int(json_length) :]
             request.body = body[: int(json_length)]

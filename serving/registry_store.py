@@ -129,13 +129,13 @@ class RegistryStore:
             return ModelNotRegisteredError(
                 f"model '{self.project}' is not registered in MLflow at {self.uri}"
             )
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             return NotFoundError(f"model '{self.project}' has no version {ref}")
         return NotFoundError(f"model '{self.project}' has no alias @{ref}")
 
     def model_version(self, ref: str) -> VersionInfo:
         ref = ref.lstrip("@")
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             body = self._get(
                 "/api/2.0/mlflow/model-versions/get", {"name": self.project, "version": ref}
             )
@@ -156,7 +156,7 @@ class RegistryStore:
 
     def resolve(self, ref: str) -> str:
         ref = ref.lstrip("@")
-        if ref.isdigit() and self._cached(ref) is not None:
+        if (ref.isascii() and ref.isdigit()) and self._cached(ref) is not None:
             return ref  # a pinned, digest-verified cached version needs no MLflow
         return self.model_version(ref).version
 

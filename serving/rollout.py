@@ -62,7 +62,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes, max_age_s: float, 
     delivery = headers.get(DELIVERY_HEADER, "")
     if not (signature and timestamp and delivery):
         raise WebhookRejectedError("missing X-MLflow-Signature, -Timestamp or -Delivery-Id header")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > max_age_s:
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now - int(timestamp)) > max_age_s:
         raise WebhookRejectedError("the webhook timestamp is missing or too old")
     if not hmac.compare_digest(sign(secret, delivery, timestamp, body), signature):
         raise WebhookRejectedError("the webhook signature does not match")

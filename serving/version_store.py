@@ -86,7 +86,7 @@ class LocalStore:
 
     def resolve(self, ref: str) -> str:
         ref = ref.lstrip("@")
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             return ref
         aliases_path = self.root / ALIASES_FILE
         aliases: dict[str, str] = (

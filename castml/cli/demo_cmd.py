@@ -93,9 +93,9 @@ def logged_serving(uri: str, project: str, home: Path) -> ServeWithLogger:
     @contextmanager
     def serve(logger_url: str, token: str) -> Iterator[LoggedServing]:
         with logged_stack(uri, project, home, logger_url, token) as (predictor, transformer):
-            yield LoggedServing(
-                transformer.url, {"predictor": predictor.url, "transformer": transformer.url}
-            )
+            # The predictor logs, under the request id the client saw (as KServe's logger
+            # sidecar in the chart); the transformer logs nothing.
+            yield LoggedServing(transformer.url, {"predictor": predictor.url})
 
     return serve
 

@@ -4,7 +4,7 @@ A real collector starts first; then a predictor and a transformer (the caller's
 `serve`: monitoring never imports serving) with their payload logger pointed at it,
 as KServe's logger sidecar is in a cluster. Normal shots, then shots from the
 generator's `sensor_degradation` scenario, go to the transformer's public endpoint,
-one shot per request; both servers log each one. Once the collector has written every
+one shot per request; the predictor logs each one. Once the collector has written every
 row, the delayed labels follow on `/v1/feedback`, keyed by the `request_id`s the
 transformer answered (the ids the predictor logged under). The drift job then compares
 the predictor's rows in the window with the champion's reference and files the retrain
@@ -292,7 +292,7 @@ def run_monitoring_demo(
                 f"{v} ({n})" for v, n in (traffic.versions + drifted.versions).items()
             )
             console.print(f"answered by {served}")
-            # Every request is logged once per component: wait for all of it.
+            # Every request is logged once by each logging server: wait for all of it.
             wait_written(collector, len(serving.loggers) * len(truth), 0)
             for component, url in serving.loggers.items():
                 counts = logger_counts(url)

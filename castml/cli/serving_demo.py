@@ -70,11 +70,11 @@ def logged_stack(
     logger_token: str | None,
     version: str = "champion",
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """(predictor, transformer) on 127.0.0.1 with the payload logger on (CASTML_LOGGER_URL).
+    """(predictor, transformer) on 127.0.0.1, the predictor's payload logger on.
 
-    Both post every request they serve to the collector at `logger_url`, as KServe's
-    logger sidecar does in a cluster. Stopped on exit; each gives its queued events up
-    to 3 s to reach the collector first.
+    The predictor posts every request it serves to the collector at `logger_url`, under
+    the request id the client saw, as KServe's logger sidecar does in a cluster. Stopped
+    on exit; the predictor gives its queued events up to 3 s to reach the collector first.
     """
     env = {
         **_env(tracking_uri, project, home, version),

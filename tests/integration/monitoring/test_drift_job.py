@@ -178,7 +178,7 @@ def test_the_drift_job_files_its_retrain_request_with_the_collectors_retrain_end
     try:
         rows = 400
         _send(collector, rows, "sensor_degradation", version, _reference_scores(uri, rows))
-        url = f"{collector.client.base_url}v1/retrain"
+        url = f"http://127.0.0.1:{collector.port}/v1/retrain"
         settings = DriftSettings.model_validate(
             {
                 "home": tmp_path,

@@ -90,6 +90,41 @@ def test_bad_requests(
     assert words in response.json()["error"]
 
 
+# Found by the endpoint fuzzing (tests/integration/test_fuzz_endpoints.py): each was a 500.
+LONE_SURROGATE = b'{"features": {"\\ud800": 1}}'
+LONE_SURROGATE_BYTES = b'{"features": {"\xed\xa0\x80": 1}}'
+SURROGATE_INPUT = b'{"inputs":[{"name":"\\ud800","shape":[1],"datatype":"FP32","data":[1]}]}'
+
+
+@pytest.mark.parametrize(
+    ("server", "path", "raw"),
+    [
+        ("transformer", "/v1/models/diecast:predict", LONE_SURROGATE),
+        ("transformer", "/v1/models/diecast:predict", LONE_SURROGATE_BYTES),
+        ("transformer", "/v2/models/diecast/infer", SURROGATE_INPUT),
+        ("explainer", "/v1/models/diecast:explain", LONE_SURROGATE),
+        ("predictor", "/v2/models/diecast/infer", SURROGATE_INPUT),
+    ],
+)
+def test_text_that_is_not_unicode_is_400(stack: Stack, server: str, path: str, raw: bytes) -> None:
+    response = httpx.post(getattr(stack, server).url + path, content=raw)
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.json()["error"]
+
+
+def test_a_binary_header_length_in_unicode_digits_is_400(stack: Stack) -> None:
+    response = httpx.post(
+        f"{stack.predictor.url}/v2/models/diecast/infer",
+        content=b'{"inputs": []}',
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": "²".encode(),
+        },
+    )
+    assert response.status_code == 400, response.text
+    assert "inference-header-content-length" in response.json()["error"]
+
+
 def test_oversized_body_is_413(stack: Stack) -> None:
     big = b'{"inputs": [' + b" " * (5 * 1024 * 1024) + b"]}"
     for server in (stack.predictor, stack.transformer):
