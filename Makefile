@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help setup tools demo test test-fast check lint format typecheck dashboards chart-docs alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
+.PHONY: dockerfiles help setup tools demo test test-fast check lint format typecheck dashboards chart-docs alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ chart-docs: tools  ## the chart's README values table and schema descriptions, f
 alerts: setup  ## monitoring/alerts/castml-rules.yaml from the project specs, copied into the chart
 	$(BIN)/castml alerts write --out-dir monitoring/alerts
 	mkdir -p $(CHART)/alerts && cp monitoring/alerts/castml-rules.yaml $(CHART)/alerts/
+
+dockerfiles: setup  ## the four Dockerfiles from docker/Dockerfile.template
+	$(BIN)/python docker/dockerfiles.py
 
 compile: setup  ## regenerate pipelines/compiled/*.yaml
 	$(BIN)/castml pipeline compile

@@ -104,6 +104,20 @@ PLATFORM_RULES: list[dict[str, Any]] = [
         },
     },
     {
+        "alert": "CastmlCollectorDeadLettered",
+        "expr": "increase(castml_collector_events_deadlettered_total[10m]) > 0",
+        "for": "0m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "The payload collector dead-lettered records it could not write",
+            "description": (
+                "castml_collector_events_deadlettered_total rose: an acknowledged record could "
+                "not be written to Parquet and was kept in deadletter.jsonl beside the WAL, "
+                "with its error. Nothing is lost; fix and re-post it."
+            ),
+        },
+    },
+    {
         "alert": "CastmlCollectorLag",
         "expr": "castml_collector_lag_seconds > 300",
         "for": "5m",
