@@ -173,6 +173,10 @@ def test_malformed_json_content_type_and_empty_feedback(tmp_path: Path) -> None:
         assert event.status_code == feedback.status_code == 400
         empty = await client.post("/v1/feedback", headers=AUTH, json=[])
         assert empty.status_code == 400 and "empty list" in empty.json()["error"]
+        # A lone surrogate is no text: 400 before a record holds it (it was a 500 at encode).
+        for raw in (b'{"request_id": "\\ud800", "label": 1}', b'{"request_id": "\xed\xa0\x80"}'):
+            surrogate = await client.post("/v1/feedback", headers=AUTH, content=raw)
+            assert surrogate.status_code == 400, surrogate.text
         for media in ("text/plain", "application/xml", "image/png"):
             for path, headers in (("/", request[0]), ("/v1/feedback", {})):
                 typed = {**headers, **AUTH, "content-type": media}
