@@ -23,6 +23,19 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def grpc_infer(stack: Stack, tensor: InferInput) -> Any:
+    """One gRPC ModelInfer of `tensor` on the stack's predictor (no retries)."""
+
+    async def infer() -> Any:
+        client = InferenceGRPCClient(f"127.0.0.1:{stack.predictor.grpc_port}", retries=0)
+        try:
+            return await client.infer(InferRequest("diecast", [tensor]))
+        finally:
+            await client.close()
+
+    return run(infer())
+
+
 def test_metadata_names_the_real_tensors_and_version(stack: Stack, spec: ProjectSpec) -> None:
     response = httpx.get(f"{stack.predictor.url}/v2/models/diecast")
     meta = response.json()
@@ -124,15 +137,8 @@ def test_grpc_bad_input_is_invalid_argument(stack: Stack) -> None:
     tensor = InferInput("features", [1, 29], "FP32")
     tensor.set_data_from_numpy(np.zeros((1, 29), np.float32))
 
-    async def infer() -> Any:
-        client = InferenceGRPCClient(f"127.0.0.1:{stack.predictor.grpc_port}", retries=0)
-        try:
-            return await client.infer(InferRequest("diecast", [tensor]))
-        finally:
-            await client.close()
-
     with pytest.raises(grpc.RpcError) as info:
-        run(infer())
+        grpc_infer(stack, tensor)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert "30 columns" in info.value.details()  # type: ignore[attr-defined]
 
@@ -208,14 +214,7 @@ def test_rest_and_grpc_replies_carry_the_threshold(stack: Stack, spec: ProjectSp
     tensor = InferInput("features", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
 
-    async def infer() -> Any:
-        client = InferenceGRPCClient(f"127.0.0.1:{stack.predictor.grpc_port}", retries=0)
-        try:
-            return await client.infer(InferRequest("diecast", [tensor]))
-        finally:
-            await client.close()
-
-    assert float(run(infer()).parameters["threshold"].string_param) == threshold
+    assert float(grpc_infer(stack, tensor).parameters["threshold"].string_param) == threshold
 
 
 def test_the_rest_client_reads_the_threshold_from_the_infer_reply(
