@@ -60,7 +60,8 @@ IMAGES = (
         env=CASTML_ENV,
         probes="# Probe: predictor, transformer, explainer: startup, readiness and liveness on\n"
         "#   the KServe v2 health routes (charts/castml/templates/_isvc.tpl).\n"
-        "# No probe: `castml rollout run`: a reconcile loop with no port; a crash restarts it.",
+        "# Probe: `castml rollout run`: readiness and liveness on its webhook port's /healthz\n"
+        "#   (charts/castml/templates/rollout.yaml).",
         entry="\n".join(
             (
                 "# The chart runs `python -m serving <role>` with KServe ModelServer's flags",

@@ -69,17 +69,27 @@ app.command(help="The platform's main job on this machine: MLflow, pipeline, ser
 
 def run() -> None:
     """Console-script entry point."""
+    from pydantic import ValidationError
+
     from castml.settings import PlatformSettings
 
+    console = Console(stderr=True)
+    try:
+        settings = PlatformSettings()
+    except ValidationError as exc:  # a CASTML_* variable that does not parse
+        problems = "; ".join(
+            f"CASTML_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        console.print(f"[bold red]error:[/] {problems}", highlight=False, soft_wrap=True)
+        sys.exit(78)  # EX_CONFIG, as the servers' start-up errors
     # MLflow's process-wide default is a SQLite file in the working directory; any call
     # that forgets an explicit URI must reach the configured server instead.
-    os.environ.setdefault("MLFLOW_TRACKING_URI", PlatformSettings().tracking_uri)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", settings.tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # rich draws ours
-    console = Console(stderr=True)
     try:
         app()
     except CastmlError as exc:
-        if PlatformSettings().debug:
+        if settings.debug:
             raise
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)

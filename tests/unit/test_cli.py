@@ -44,6 +44,17 @@ def test_unreachable_mlflow_names_the_uri() -> None:
     assert f"MLflow at {uri} is unreachable" in result.stderr
 
 
+def test_an_unparseable_setting_is_one_error_line() -> None:
+    """Kubernetes service links set CASTML_MLFLOW_PORT=tcp://ip:port in every pod."""
+    import os
+
+    env = {**os.environ, "CASTML_MLFLOW_PORT": "tcp://10.0.0.1:5000"}
+    result = _castml("model", "list", "diecast", env=env)
+    assert result.returncode == 78 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: CASTML_MLFLOW_PORT:")
+
+
 def test_data_generate_then_validate_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "shots.parquet"
     runner = CliRunner()

@@ -11,6 +11,9 @@ tests/unit/test_chart.py proves the two agree.
 {{- define "castml.isvc.podFields" -}}
 serviceAccountName: {{ include "castml.fullname" .ctx }}-serving
 automountServiceAccountToken: false
+# No Service links: the castml-mlflow Service alone would set CASTML_MLFLOW_PORT=tcp://...,
+# which every castml process reads as its MLflow port (CASTML_ settings).
+enableServiceLinks: false
 {{- include "castml.imagePullSecrets" .ctx }}
 labels:
   {{- include "castml.labels" (dict "ctx" .ctx "component" (printf "serving-%s" .component)) | nindent 2 }}

@@ -1,0 +1,148 @@
+"""Every container the chart renders, started as the kubelet would start it (issue 16 §1).
+
+One scenario (minimal: the included PostgreSQL, artifacts and payload log on PVCs) runs
+every container: real MLflow with registered diecast versions stands behind the chart's
+MLflow Service, a real PostgreSQL (initialised with the PostgreSQL container's rendered
+POSTGRES_* env) behind its PostgreSQL Service. The canary scenario adds one container (the
+canary predictor), which runs too; the other scenarios only build their process specs.
+The report table prints with `-s` (`make chart-run`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RegisteredProject
+from tests.support.chart_run import (
+    CLEAN_ERROR,
+    Plan,
+    Result,
+    plan,
+    postgres_init,
+    report,
+    run,
+)
+from tests.support.chart_run_process import sandbox_ready
+from tests.support.chart_run_render import render, scenarios
+
+pytestmark = [pytest.mark.integration]
+
+POSTGRES = "StatefulSet/castml-postgresql/postgresql"
+KFP_HOOK = "Job/castml-kfp-schedule/schedule-diecast"
+COLLECTOR = "Deployment/castml-collector/collector"
+CANARY = "InferenceService/diecast/canary-predictor/kserve-container"
+SKIP_POSTGRES = {
+    POSTGRES: "the PostgreSQL image itself (we do not build it): a real PostgreSQL from "
+    "tests/support/postgres_server.py stands behind its Service, initialised with its env"
+}
+# The recurring-run hook talks to KFP, which is not here: it must fail with a named error.
+EXPECT = {KFP_HOOK: CLEAN_ERROR}
+# What operators create for the production scenario's existingSecrets.
+OPERATOR_SECRETS = {
+    "castml-mlflow-db": {"uri": "postgresql://mlflow:pw@db.example.com:5432/mlflow"},
+    "castml-s3": {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "key"},
+    "castml-collector-token": {"token": "t" * 48},
+    "castml-webhook": {"secret": "s" * 48},
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> None:
+    reason = sandbox_ready()
+    if reason:
+        pytest.skip(reason)
+
+
+def _port(uri: str) -> int:
+    return int(uri.rstrip("/").rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def minimal_run(
+    sandbox: None, registered_diecast: RegisteredProject, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Plan, list[Result]]]:
+    from tests.support.postgres_server import PostgresServer
+
+    objects = render("minimal")
+    init = postgres_init(objects)
+    run_dir = tmp_path_factory.mktemp("chart-run-minimal")
+    run_dir.chmod(0o755)  # the containers' users must reach their volumes under it
+    with PostgresServer.start(
+        user=init["POSTGRES_USER"], database=init["POSTGRES_DB"], password=init["POSTGRES_PASSWORD"]
+    ) as pg:
+        external = {"castml-mlflow": _port(registered_diecast.uri), "castml-postgresql": pg.port}
+        the_plan = plan(objects, run_dir, "minimal", external=external, skip=SKIP_POSTGRES)
+        yield the_plan, run(the_plan, run_dir, EXPECT)
+
+
+def test_every_container_of_the_minimal_scenario_starts(
+    minimal_run: tuple[Plan, list[Result]], record_property: Callable[[str, object], None]
+) -> None:
+    the_plan, results = minimal_run
+    table = report(results, "== chart-run: minimal")
+    print("\n" + table)
+    record_property("chart_run_report", table)
+    assert not the_plan.unmapped, f"Service addresses nothing serves: {the_plan.unmapped}"
+    assert [r for r in results if r.status == "failed"] == [], table
+    statuses = {r.ref: r.status for r in results}
+    assert statuses[POSTGRES] == "skipped"
+    assert all(s == "passed" for ref, s in statuses.items() if ref != POSTGRES), table
+
+
+def test_the_canary_predictor_starts(
+    sandbox: None, registered_diecast: RegisteredProject, tmp_path: Path
+) -> None:
+    """The canary scenario's one extra container, pinned to the fixture's versions."""
+    v1, v2 = registered_diecast.versions[:2]
+    objects = render(
+        "canary",
+        (f"projects.diecast.modelVersion={v1}", f"projects.diecast.canary.modelVersion={v2}"),
+    )
+    tmp_path.chmod(0o755)
+    the_plan = plan(
+        objects, tmp_path, "canary", external={"castml-mlflow": _port(registered_diecast.uri)}
+    )
+    results = run(the_plan, tmp_path, only={CANARY})
+    table = report(results, "== chart-run: canary (the canary predictor only)")
+    print("\n" + table)
+    assert [r.status for r in results] == ["passed"], table
+
+
+def test_a_broken_container_is_reported_failed(
+    sandbox: None, registered_diecast: RegisteredProject, tmp_path: Path
+) -> None:
+    """The harness can fail: the collector with its home outside its volumes must not pass."""
+    objects = render("minimal")
+    tmp_path.chmod(0o755)
+    the_plan = plan(
+        objects, tmp_path, "minimal", external={"castml-mlflow": _port(registered_diecast.uri)}
+    )
+    collector = next(s for s in the_plan.specs if s.ref == COLLECTOR)
+    broken = dataclasses.replace(
+        collector, env={**collector.env, "CASTML_HOME": "/var/lib/castml-elsewhere"}
+    )
+    the_plan.specs = [broken]
+    results = run(the_plan, tmp_path, only={COLLECTOR}, start_cap_s=60)
+    assert [r.status for r in results] == ["failed"], report(results)
+
+
+@pytest.mark.parametrize("scenario", scenarios())
+def test_every_scenario_builds_its_process_specs(scenario: str, tmp_path: Path) -> None:
+    """No launch: every container of every scenario becomes a process (or says why not)."""
+    objects = render(scenario)
+    external = {"castml-mlflow": 5000, "castml-postgresql": 5432}
+    the_plan = plan(
+        objects, tmp_path, scenario, external=external, secrets=OPERATOR_SECRETS, skip=SKIP_POSTGRES
+    )
+    print("\n" + report(the_plan.skipped, f"== {scenario}: skipped"))
+    assert not the_plan.unmapped
+    assert [r for r in the_plan.skipped if r.ref != POSTGRES] == []
+    for spec in the_plan.specs:
+        assert spec.uid != 0 and spec.argv, spec.ref
+        # Every chart Service is on loopback now; only KFP (not the chart's) keeps its name.
+        left = [v for v in [*spec.argv, *spec.env.values()] if ".svc.cluster.local" in v]
+        assert all("kubeflow" in v for v in left), (spec.ref, left)
