@@ -26,9 +26,11 @@ SECRET = "s3cret"
 
 
 @pytest.fixture
-def registry_predictor(registered_diecast: Any, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+def registry_predictor(
+    registered_on_each_backend: Any, tmp_path: Path
+) -> Iterator[tuple[Server, Path]]:
     env = {
-        "CASTML_MLFLOW_URI": registered_diecast.uri,
+        "CASTML_MLFLOW_URI": registered_on_each_backend.uri,
         "CASTML_HOME": str(tmp_path),
         "CASTML_MODEL_VERSION": "champion",
     }
@@ -44,15 +46,15 @@ def champion(uri: str) -> str:
 
 
 def test_pins_champion_to_a_number_and_caches_it(
-    registry_predictor: tuple[Server, Path], registered_diecast: Any
+    registry_predictor: tuple[Server, Path], registered_on_each_backend: Any
 ) -> None:
     server, home = registry_predictor
-    pinned = champion(registered_diecast.uri)
+    pinned = champion(registered_on_each_backend.uri)
     meta = httpx.get(f"{server.url}/v2/models/diecast").json()
     assert meta["versions"] == [pinned]
     cached = home / "serving-cache" / "diecast" / pinned
     assert (cached / COMPLETE_MARKER).is_file() and (cached / BACKGROUND_FILE).is_file()
-    other = next(str(v) for v in registered_diecast.versions if str(v) != pinned)
+    other = next(str(v) for v in registered_on_each_backend.versions if str(v) != pinned)
     loaded = httpx.post(
         f"{server.url}/v2/repository/models/diecast/load",
         json={"parameters": {"version": other}},
@@ -79,13 +81,13 @@ def signed(body: bytes, secret: str = SECRET, age_s: int = 0) -> dict[str, str]:
 
 
 def test_webhook_moves_serving_to_the_new_champion(
-    registry_predictor: tuple[Server, Path], registered_diecast: Any
+    registry_predictor: tuple[Server, Path], registered_on_each_backend: Any
 ) -> None:
     server, home = registry_predictor
-    uri = registered_diecast.uri
+    uri = registered_on_each_backend.uri
     client = registry.client(uri)
     before = champion(uri)
-    after = next(str(v) for v in registered_diecast.versions if str(v) != before)
+    after = next(str(v) for v in registered_on_each_backend.versions if str(v) != before)
     settings = rollout_settings(
         mlflow_uri=uri,
         home=home,
@@ -126,12 +128,12 @@ def test_webhook_moves_serving_to_the_new_champion(
 
 
 def test_explainer_uses_the_background_logged_with_the_version(
-    registry_predictor: tuple[Server, Path], registered_diecast: Any
+    registry_predictor: tuple[Server, Path], registered_on_each_backend: Any
 ) -> None:
     from castml.spec import load_spec
 
     server, home = registry_predictor
-    env = {"CASTML_MLFLOW_URI": registered_diecast.uri, "CASTML_HOME": str(home)}
+    env = {"CASTML_MLFLOW_URI": registered_on_each_backend.uri, "CASTML_HOME": str(home)}
     explainer = start_server("explainer", env, home / "logs", predictor=server)
     try:
         response = httpx.post(
@@ -146,7 +148,7 @@ def test_explainer_uses_the_background_logged_with_the_version(
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["local_accuracy_error"] < 1e-6 and body["background_rows"] > 0
-        assert body["model_version"] == f"diecast/{champion(registered_diecast.uri)}"
+        assert body["model_version"] == f"diecast/{champion(registered_on_each_backend.uri)}"
     finally:
         explainer.stop()
 
