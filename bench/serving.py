@@ -19,6 +19,7 @@ FP32 tensor. `CASTML_BENCH_SKIP_MLSERVER=1` leaves the peer out.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,25 @@ def check_grpc_frame(port: int, frame: bytes) -> None:
         reply = call(frame[5:], timeout=10)
     if not reply.outputs:
         raise RuntimeError("the gRPC bench request got no outputs")
+
+
+@contextlib.contextmanager
+def grpc_floor() -> Iterator[int]:
+    """The bare grpc.aio fixed-reply server (bench._grpc_floor) on a free port."""
+    import grpc
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench._grpc_floor", str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def h2load_grpc(port: int, frame: bytes, connections: int) -> dict[str, float]:
@@ -257,13 +278,17 @@ def main() -> None:
                 frame = grpc_infer_frame(one)
                 check_grpc_frame(predictor.grpc_port, frame)
                 h2load_grpc(predictor.grpc_port, frame, 8)  # warm-up
-                # Alternating with REST, medians: the same request over each protocol.
-                rest_runs, grpc_runs = [], []
-                for _ in range(ROUNDS):
-                    rest_runs.append(wrk(infer, body1, 8))
-                    grpc_runs.append(h2load_grpc(predictor.grpc_port, frame, 8))
+                # Alternating with REST and the bare grpc.aio floor, medians: the same
+                # request over each protocol, and what grpcio alone costs per call.
+                rest_runs, grpc_runs, grpc_floor_runs = [], [], []
+                with grpc_floor() as grpc_floor_port:
+                    for _ in range(ROUNDS):
+                        rest_runs.append(wrk(infer, body1, 8))
+                        grpc_runs.append(h2load_grpc(predictor.grpc_port, frame, 8))
+                        grpc_floor_runs.append(h2load_grpc(grpc_floor_port, frame, 8))
                 results["rest_vs_grpc_c8"] = median_run(rest_runs)
                 results["grpc_c8"] = median_run(grpc_runs)
+                results["grpc_floor_c8"] = median_run(grpc_floor_runs)
             results["ours_64rows_c8"] = wrk(infer, body64, 8)
             for c in (1, 8, 32):
                 results[f"ours_named_c{c}"] = wrk(infer, body_named, c)
@@ -339,6 +364,13 @@ def main() -> None:
             ("req/s at 8 connections, 1 row: gRPC", grpc, ""),
             ("  ratio gRPC / REST (target >= 1)", grpc / rest, "PASS" if grpc >= rest else "MISS"),
         ]
+        if "grpc_floor_c8" in results:
+            floor = results["grpc_floor_c8"]["rps"]
+            rows += [
+                ("req/s at 8 connections: bare grpc.aio, fixed reply", floor, ""),
+                ("  ratio gRPC / bare grpc.aio", grpc / floor, ""),
+                ("  ratio bare grpc.aio / REST (the transport's ceiling)", floor / rest, ""),
+            ]
     else:
         rows.append(("  ratio gRPC / REST (h2load not installed)", float("nan"), "SKIPPED"))
     rows += [
