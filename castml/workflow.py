@@ -8,11 +8,13 @@ aid), so the pipeline and the direct path run the very same code.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from castml.spec import ProjectSpec, load_spec
@@ -72,7 +74,7 @@ def validate_step(
 def split_step(
     project: str, data_path: Path, train_path: Path, validation_path: Path, test_path: Path
 ) -> None:
-    """Stratified (for classification) train / validation / test split, seeded by the spec.
+    """Train / validation / test split by the spec's split kind (random and stratified seeded).
 
     A retrain on logged traffic gets the spec's source first, then the logged rows
     (`castml.data.spec_rows` in the file's lineage). The two parts are split apart: the
@@ -96,10 +98,13 @@ def split_step(
 
 
 def _split(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[pd.DataFrame, ...]:
+    """(fit, validation, test) of `frame` by the spec's split kind (`ProjectSpec.split_kind`)."""
+    if spec.split_kind == "time":
+        return _time_split(frame, spec)
     from sklearn.model_selection import train_test_split
 
     def stratify(part: pd.DataFrame) -> pd.Series | None:
-        if not spec.is_classification:
+        if spec.split_kind != "stratified":
             return None
         counts = part[spec.target].value_counts()
         # A few logged rows may hold a class only once: then the split cannot stratify.
@@ -113,6 +118,23 @@ def _split(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[pd.DataFrame, ...]:
         rest, test_size=share, random_state=spec.split.seed, stratify=stratify(rest)
     )
     return fit, val, test
+
+
+def _time_split(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[pd.DataFrame, ...]:
+    """Train on the past, validate on what follows, test on the latest rows.
+
+    The shares round as scikit-learn's do (the held-out part up), so a time split holds
+    as many rows in each part as a random split of the same frame would.
+    """
+    from castml.data.typed_values import time_values
+
+    assert spec.time_column is not None  # split_kind is "time" only with one
+    seconds = time_values(np.asarray(frame[spec.time_column].to_numpy())).values
+    ordered = frame.iloc[np.argsort(seconds, kind="stable")]
+    n_test = math.ceil(len(ordered) * spec.split.test)
+    rest, test = ordered.iloc[: len(ordered) - n_test], ordered.iloc[len(ordered) - n_test :]
+    n_val = math.ceil(len(rest) * spec.split.validation / (1 - spec.split.test))
+    return rest.iloc[: len(rest) - n_val], rest.iloc[len(rest) - n_val :], test
 
 
 def train_step(

@@ -49,13 +49,31 @@ def generate(
 
 @app.command()
 def validate(
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
-    project: Annotated[str, typer.Option("--project", "-p")] = "diecast",
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="CSV or Parquet file; absent: the spec's own source."),
+    ] = None,
+    project: Annotated[
+        str, typer.Option("--project", "-p", help="A bundled project name or a spec path.")
+    ] = "diecast",
 ) -> None:
-    """Validate a data file against a project spec, naming every problem."""
+    """Validate a data set against a project spec, naming every problem at once."""
+    from rich.console import Console
+    from rich.text import Text
+
     from castml.data.loaders import load_dataset
     from castml.data.validation import validated
+    from castml.errors import DataValidationError
 
     spec = load_spec(project)
-    frame = validated(load_dataset(spec, path), spec)
-    console.print(f"[green]valid[/]: {len(frame)} rows, {len(spec.features)} features")
+    try:
+        frame = validated(load_dataset(spec, path), spec)
+    except DataValidationError as exc:
+        errors = Console(stderr=True, soft_wrap=True, highlight=False)
+        for problem in exc.problems:
+            # Text, not markup: problems quote values such as [550.0, 800.0] literally.
+            errors.print(Text.assemble(("error:", "bold red"), f" {problem}"))
+        errors.print(f"{len(exc.problems)} problem(s) in the data of {spec.name}")
+        raise typer.Exit(1) from None
+    ignored = f", {len(spec.ignore)} ignored column(s)" if spec.ignore else ""
+    console.print(f"[green]valid[/]: {len(frame)} rows, {len(spec.features)} features{ignored}")

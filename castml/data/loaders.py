@@ -1,7 +1,8 @@
-"""Load a project's data set (generator, CSV, Parquet or a bundled scikit-learn set).
+"""Load a project's data set (generator, CSV, Parquet, a scikit-learn set, a package's file).
 
 Columns are renamed from their source names to the spec's feature names; nothing
-else is changed here, so that validation sees the data exactly as it arrived.
+else is changed here (ignored columns included), so that validation sees the data
+exactly as it arrived.
 """
 
 from __future__ import annotations
@@ -12,30 +13,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from castml.errors import DataValidationError, SpecError
+from castml.data.sources import read_file, source_file
+from castml.errors import SpecError
 from castml.spec import ProjectSpec
 
 
 def load_dataset(spec: ProjectSpec, path: str | Path | None = None) -> pd.DataFrame:
-    """The raw data set of `spec`; `path` overrides the spec's source with a CSV/Parquet file."""
-    frame = read_table(Path(path)) if path is not None else _from_source(spec)
+    """The raw data set of `spec`; `path` overrides the spec's source with a CSV/Parquet file.
+
+    An override file is read with the source's CSV options when the source is a file of
+    the same layout (csv or package_file); a Parquet file always as it is.
+    """
+    if path is not None:
+        source = spec.source if spec.source.kind in {"csv", "package_file"} else None
+        if source is not None:
+            source = source.model_copy(update={"sha256": None})  # the digest is the source's
+        frame = read_file(Path(path), source, spec)
+    else:
+        frame = _from_source(spec)
     renames = {f.column: f.name for f in spec.features if f.column and f.column != f.name}
     return frame.rename(columns=renames)
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise SpecError(f"data file {path} does not exist")
-    try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-    except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
-        raise DataValidationError(
-            [f"{path}: cannot be read ({type(exc).__name__}: {exc})"]
-        ) from exc
-    raise SpecError(f"{path}: unsupported file type (use .csv or .parquet)")
+    """A plain CSV (with a header) or Parquet file."""
+    return read_file(path)
 
 
 def _from_source(spec: ProjectSpec) -> pd.DataFrame:
@@ -46,7 +48,7 @@ def _from_source(spec: ProjectSpec) -> pd.DataFrame:
         return generators.generate(source.generator or "", source.rows or 10_000, source.seed)
     if source.kind == "sklearn":
         return _sklearn_frame(source.dataset or "", spec.target)
-    return read_table(Path(source.path or ""))
+    return read_file(source_file(source), source, spec)
 
 
 def _sklearn_frame(dataset: str, target: str) -> pd.DataFrame:
@@ -61,8 +63,26 @@ def _sklearn_frame(dataset: str, target: str) -> pd.DataFrame:
 
 
 def data_hash(frame: pd.DataFrame) -> str:
-    """A content hash of the validated data: column names, order and values."""
+    """A content hash of the validated data: column names, order and values.
+
+    An all-numeric frame hashes its float64 values (as every version before typed features
+    did, so the hashes of the bundled projects stay comparable); text and datetime columns
+    hash with pandas' stable per-value hash instead.
+    """
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)).tobytes())
+    numeric = all(
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        for dtype in frame.dtypes
+    )
+    if numeric:
+        digest.update(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)).tobytes())
+        return digest.hexdigest()[:16]
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            digest.update(np.ascontiguousarray(column.to_numpy(dtype=np.float64)).tobytes())
+        else:
+            hashed = pd.util.hash_pandas_object(column, index=False)
+            digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
     return digest.hexdigest()[:16]

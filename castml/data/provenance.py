@@ -75,6 +75,8 @@ def data_tags(spec: ProjectSpec, data_path: str, local_file: Path | None) -> dic
     if not data_path:
         source = spec.source
         where = source.generator or source.path or source.dataset or ""
+        if source.kind == "package_file":
+            where = f"{source.package}:{source.path}"
         return {TAG_SOURCE: f"spec:{source.kind}:{where}"}
     tags = {TAG_SOURCE: "file", TAG_URI: data_path}
     if local_file is not None:

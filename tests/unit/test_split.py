@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+import yaml
 
 from castml.data.diecast import generate
 from castml.data.provenance import TAG_PREFIX, write_with_lineage
-from castml.spec import load_spec
+from castml.spec import ProjectSpec, load_spec
 from castml.workflow import split_step
 
 
@@ -51,3 +54,67 @@ def test_without_lineage_the_whole_frame_is_split_once(tmp_path: Path) -> None:
     fit, val, test = _split(tmp_path, frame, {})
     assert len(test) == round(len(frame) * spec.split.test)
     assert len(fit) + len(val) + len(test) == len(frame)
+
+
+# --- split kinds -------------------------------------------------------------------------------
+
+# sha256 of each part's row indices (fit, validation, test), computed with the split code as it
+# was before split kinds existed (stratified for classification, random for regression), on
+# each bundled project's validated source. The bundled projects must split exactly as before.
+BEFORE_SPLIT_KINDS = {
+    "diecast": ("0cf89fcd17c188dc", "30e381ed66f48ea3", "e3b552eaf50fe22b"),
+    "breast_cancer": ("a516c0e76a3f3ca9", "2cce4c54598090fb", "cbaaabe84e5496a6"),
+    "diabetes": ("b5bbca96ff82df85", "44ec64b285106eab", "dbd6426987f035ba"),
+}
+
+
+def _index_hash(part: pd.DataFrame) -> str:
+    import hashlib
+
+    return hashlib.sha256(",".join(map(str, part.index)).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("project", sorted(BEFORE_SPLIT_KINDS))
+def test_bundled_projects_split_exactly_as_before(project: str) -> None:
+    from castml.data.loaders import load_dataset
+    from castml.data.validation import validated
+    from castml.workflow import _split as split
+
+    spec = load_spec(project)
+    parts = split(validated(load_dataset(spec), spec), spec)
+    assert tuple(_index_hash(p) for p in parts) == BEFORE_SPLIT_KINDS[project]
+
+
+def _timed_spec(tmp: Path, **changes: object) -> ProjectSpec:
+    raw = yaml.safe_load(Path("castml/projects/diabetes.yaml").read_text())
+    raw.update({"time_column": "at", **changes})
+    path = tmp / f"timed{len(list(tmp.glob('*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_spec(path)
+
+
+def test_a_time_column_makes_the_split_train_on_the_past(tmp_path: Path) -> None:
+    from castml.workflow import _split as split
+
+    spec = _timed_spec(tmp_path)
+    assert spec.split_kind == "time"
+    rng = np.random.default_rng(1)
+    stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.permutation(1000), unit="h")
+    frame = pd.DataFrame({"at": stamps, "progression": rng.normal(size=1000)})
+    fit, val, test = split(frame, spec)
+    assert (len(fit), len(val), len(test)) == (600, 200, 200)  # as a random split rounds
+    assert fit["at"].max() < val["at"].min() and val["at"].max() < test["at"].min()
+    assert fit["at"].is_monotonic_increasing and test["at"].is_monotonic_increasing
+    random = _timed_spec(tmp_path, split={"kind": "random", "seed": 5})
+    shuffled = split(frame, random)
+    assert shuffled[0]["at"].max() > shuffled[2]["at"].min()
+
+
+def test_a_time_split_orders_numbers_and_text_stamps_too(tmp_path: Path) -> None:
+    from castml.workflow import _split as split
+
+    spec = _timed_spec(tmp_path)
+    numbers = pd.DataFrame({"at": [5, 1, 4, 2, 3, 9, 8, 7, 6, 10], "progression": range(10)})
+    assert split(numbers, spec)[2]["at"].tolist() == [9, 10]
+    text = numbers.assign(at=[f"2024-01-{d:02d}" for d in numbers["at"]])
+    assert split(text, spec)[2]["at"].tolist() == ["2024-01-09", "2024-01-10"]
