@@ -18,7 +18,7 @@ from castml.models.holdout_metrics import (
     regression_metrics,
 )
 from castml.models.train import BaselineModel, features_and_target
-from castml.runtime.ae_gbm import AeGbmModel
+from castml.runtime.loaded_model import load_model
 from castml.spec import ProjectSpec
 
 
@@ -63,7 +63,7 @@ def evaluate(
 ) -> Evaluation:
     """Score candidate, baseline and (when there is one) the champion on the same holdout."""
     x, y = features_and_target(test, spec)
-    model = AeGbmModel.load(model_dir)
+    model = load_model(model_dir)
     score = model.score(x)
     threshold = model.manifest.threshold
     candidate = _scores(spec, y, score, threshold)
@@ -74,7 +74,7 @@ def evaluate(
     if champion is not None:
         champion_version, champion_dir = champion
         try:
-            reigning = AeGbmModel.load(champion_dir)
+            reigning = load_model(champion_dir)
             if reigning.features != spec.feature_names:
                 raise ValueError("its features differ from the spec's")
             champion_metrics = _scores(spec, y, reigning.score(x), reigning.manifest.threshold)

@@ -21,7 +21,7 @@ from castml import model_digests, registry
 from castml.errors import MlflowUnavailableError, RegistryError
 from castml.evaluation import Evaluation
 from castml.protocol.mlflow_names import TAG_DIGESTS
-from castml.runtime.ae_gbm import AeGbmModel
+from castml.runtime.loaded_model import LoadedModel, load_model
 from castml.spec import ProjectSpec
 
 RUNTIME_FILES = (
@@ -29,6 +29,8 @@ RUNTIME_FILES = (
     "runtime/__init__.py",
     "runtime/ae_gbm.py",
     "runtime/encoder.py",
+    "runtime/loaded_model.py",
+    "runtime/manifest.py",
     "runtime/pyfunc.py",
     "runtime/model_code.py",
 )
@@ -66,7 +68,7 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def signature(model: AeGbmModel) -> Any:
+def signature(model: LoadedModel) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -86,7 +88,7 @@ def flatten(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def reference_sample(spec: ProjectSpec, model: AeGbmModel, train: pd.DataFrame) -> pd.DataFrame:
+def reference_sample(spec: ProjectSpec, model: LoadedModel, train: pd.DataFrame) -> pd.DataFrame:
     """Rows the drift job compares traffic against: features, target and the model's score."""
     n = min(spec.monitoring.reference_rows, len(train))
     sample = train.sample(n=n, random_state=spec.split.seed).reset_index(drop=True)
@@ -121,7 +123,7 @@ def register(
     mlflow_client = registry.client(tracking_uri)
     existing = mlflow_client.search_model_versions(f"name='{spec.name}'", max_results=1)
     reason = "initial" if not existing else reason
-    model = AeGbmModel.load(model_dir)
+    model = load_model(model_dir)
     gate_tag = evaluation.gate.tag[:5000]
     version_tags = {
         registry.TAG_DATA_HASH: data_hash,

@@ -145,7 +145,7 @@ def promotion_candidate(mlflow_client: MlflowClient, project: str) -> VersionRow
 
 
 def download_model_dir(project: str, version: int | str, dest: Path, tracking_uri: str) -> Path:
-    """Download a registered version and return its AeGbmModel directory."""
+    """Download a registered version and return its model directory."""
     import mlflow.artifacts
     from mlflow import MlflowClient
 

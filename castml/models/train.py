@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from castml.models.holdout_metrics import tune_threshold
-from castml.runtime.ae_gbm import Manifest
 from castml.runtime.encoder import NumpyEncoder
+from castml.runtime.manifest import Manifest
 from castml.spec import ProjectSpec
 
 # (epoch, epochs, loss) -> None; the CLI turns it into a progress bar

@@ -7,19 +7,15 @@ Everything here is numpy end to end; input is a float array in spec feature orde
 from __future__ import annotations
 
 import ctypes
-import json
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from castml.runtime.encoder import NumpyEncoder
+from castml.runtime.manifest import Manifest
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL: the objective's output (probability)
 _DTYPE_FLOAT32 = 0  # C_API_DTYPE_FLOAT32
 _PARAMETERS = "num_threads=1"
@@ -118,33 +114,8 @@ class DirectGbm:
         return out
 
 
-@dataclass(frozen=True)
-class Manifest:
-    project: str
-    task: str  # binary_classification | regression
-    features: list[str]
-    latent_dim: int
-    threshold: float
-    class_names: list[str] | None
-
-    @classmethod
-    def read(cls, directory: Path) -> Manifest:
-        raw: dict[str, Any] = json.loads((directory / MANIFEST).read_text())
-        if raw.pop("format_version", None) != FORMAT_VERSION:
-            raise ValueError(f"{directory}: unsupported model format")
-        return cls(**raw)
-
-    def write(self, directory: Path) -> None:
-        body = {"format_version": FORMAT_VERSION, **self.__dict__}
-        (directory / MANIFEST).write_text(json.dumps(body, indent=2))
-
-    @property
-    def is_classification(self) -> bool:
-        return self.task == "binary_classification"
-
-
 class AeGbmModel:
-    """Loaded once, then called with `[N, F]` float arrays."""
+    """Loaded once, then called with `[N, F]` float arrays: the `ae_gbm` `LoadedModel`."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
-"""MLflow pyfunc wrapper around `AeGbmModel`, so any MLflow runtime can serve it.
+"""MLflow pyfunc wrapper around any `LoadedModel`, so any MLflow runtime can serve it.
 
 Only this module touches pandas, at the pyfunc boundary; castml's own servers call
-`AeGbmModel` with numpy directly.
+the `LoadedModel` with numpy directly.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from castml.runtime.ae_gbm import AeGbmModel
+from castml.runtime.loaded_model import load_model
 
 
 class AeGbmPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
-        self.model = AeGbmModel.load(context.artifacts["model"])
+        self.model = load_model(context.artifacts["model"])
 
     def predict(
         self, context: Any, model_input: Any, params: dict[str, Any] | None = None

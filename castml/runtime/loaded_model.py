@@ -1,0 +1,53 @@
+"""The one interface every model family serves through, and the loader that picks one.
+
+Serving, evaluation, registration, the pyfunc and the explainer see a `LoadedModel`
+only: numpy in (`[N, F]` float32, the manifest's `features` in order), numpy out.
+A family adds a class with `load(directory)` and registers it in `LOADERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from castml.runtime.manifest import Manifest
+
+
+class LoadedModel(Protocol):
+    manifest: Manifest
+
+    @property
+    def features(self) -> list[str]: ...
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Probability of the positive class (or the regression prediction), `[N]`; the
+        explainer's model function."""
+        ...
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The served outputs: `probability` + `label`, or `prediction`; `latent` when
+        `manifest.latent_dim` > 0."""
+        ...
+
+
+def _ae_gbm(directory: Path) -> LoadedModel:
+    from castml.runtime.ae_gbm import AeGbmModel
+
+    return AeGbmModel.load(directory)
+
+
+# family name -> loader; imports stay inside so a process loads only its own family
+LOADERS: dict[str, Callable[[Path], LoadedModel]] = {"ae_gbm": _ae_gbm}
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """The model in `directory`, by the family its manifest names."""
+    directory = Path(directory)
+    family = Manifest.read(directory).family
+    if family not in LOADERS:
+        known = ", ".join(sorted(LOADERS))
+        raise ValueError(f"{directory}: unknown model family '{family}' (known: {known})")
+    return LOADERS[family](directory)
