@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from castml.protocol.v2_tensors import features_matrix, tensors_from_json
+from castml.shapley import shapley
 from castml.spec import load_spec
 from castml.web.asgi import App, Request, Response, encode_header, json_response, new_request_id
 from serving import anchors
@@ -25,7 +26,6 @@ from serving.model_slot import ModelSlot
 from serving.predictor_client import PredictorClient
 from serving.server import version_source
 from serving.settings import ServingSettings
-from serving.shapley import shapley
 from serving.validation import FeatureValidator
 from serving.version_store import ServedModel
 

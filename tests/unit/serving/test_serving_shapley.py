@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from castml.runtime.ae_gbm import AeGbmModel
+from castml.shapley import shapley
 from castml.spec import ProjectSpec
-from serving.shapley import shapley
 from tests.unit.serving.support import feature_rows
 
 
