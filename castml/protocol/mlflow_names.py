@@ -51,3 +51,17 @@ def monitoring_experiment_name(project: str) -> str:
 def model_uri(project: str, version: str | int) -> str:
     """A pinned version's URI: serving loads `models:/<project>/N`, never `@alias`."""
     return f"models:/{project}/{version}"
+
+
+# The knowledge base (T3): its retrieval index is a registered model of its own,
+# `<project>-kb`, with the same aliases, gates and lineage tags as any project. A version
+# is a pyfunc whose artifact `index` is the index directory (castml.knowledge.index_store);
+# `castml.data_hash` holds the corpus hash.
+KB_SUFFIX = "-kb"
+INDEX_DIR_IN_PYFUNC = "artifacts/index"  # the index directory inside the pyfunc
+KB_EVALUATION_ARTIFACT = "evaluation/retrievers.json"  # the four retrievers side by side
+
+
+def kb_model_name(project: str) -> str:
+    """`diecast` -> `diecast-kb`: the knowledge base's registered model."""
+    return f"{project}{KB_SUFFIX}"
