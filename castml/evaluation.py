@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from castml import evaluation_plots
+from castml.evaluation_plots import Scored
 from castml.models.holdout_metrics import (
     GateVerdict,
     apply_gates,
@@ -35,9 +39,15 @@ class Evaluation:
     threshold: float
     confusion_matrix: list[list[int]] | None
     roc: dict[str, list[float]] | None
+    # PNGs by name (`castml.evaluation_plots`) and what drawing them took; they travel in
+    # the HTML report, never in evaluation.json, whose shape other code reads.
+    plots: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    plot_seconds: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        raw = asdict(self)
+        del raw["plots"], raw["plot_seconds"]
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Evaluation:
@@ -60,24 +70,36 @@ def evaluate(
     baseline_dir: Path,
     test: pd.DataFrame,
     champion: tuple[int, Path] | None,
+    *,
+    plots: bool = True,
 ) -> Evaluation:
-    """Score candidate, baseline and (when there is one) the champion on the same holdout."""
+    """Score candidate, baseline and (when there is one) the champion on the same holdout;
+    with `plots`, also draw the evaluation's plots (`castml.evaluation_plots`)."""
     x, y = features_and_target(test, spec)
     model = load_model(model_dir)
     score = model.score(x)
     threshold = model.manifest.threshold
     candidate = _scores(spec, y, score, threshold)
     baseline_model = BaselineModel(baseline_dir)
-    baseline = _scores(spec, y, baseline_model.score(x), baseline_model.threshold)
+    baseline_score = baseline_model.score(x)
+    baseline = _scores(spec, y, baseline_score, baseline_model.threshold)
+    scored = [
+        Scored("candidate", "candidate", score, threshold),
+        Scored("baseline", "baseline", baseline_score, baseline_model.threshold),
+    ]
 
     champion_metrics, champion_version, note = None, None, "no champion yet"
     if champion is not None:
         champion_version, champion_dir = champion
         try:
             reigning = load_model(champion_dir)
-            if reigning.features != spec.feature_names:
+            if reigning.features != spec.model_input_names:
                 raise ValueError("its features differ from the spec's")
-            champion_metrics = _scores(spec, y, reigning.score(x), reigning.manifest.threshold)
+            champion_score = reigning.score(x)
+            champion_threshold = reigning.manifest.threshold
+            champion_metrics = _scores(spec, y, champion_score, champion_threshold)
+            label = f"@champion v{champion_version}"
+            scored.insert(1, Scored("champion", label, champion_score, champion_threshold))
             note = f"champion is version {champion_version}"
         except (OSError, ValueError, KeyError) as exc:
             note = f"champion version {champion_version} cannot be scored on this holdout: {exc}"
@@ -90,6 +112,7 @@ def evaluate(
         fpr, tpr, _ = skm.roc_curve(y, score)
         keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 50)).astype(int))
         roc = {"fpr": fpr[keep].round(5).tolist(), "tpr": tpr[keep].round(5).tolist()}
+    drawn, seconds = _plots(spec, model.score, x, y, scored) if plots else ({}, {})
     return Evaluation(
         task=str(spec.task),
         test_rows=len(test),
@@ -102,7 +125,35 @@ def evaluate(
         threshold=threshold,
         confusion_matrix=confusion,
         roc=roc,
+        plots=drawn,
+        plot_seconds=seconds,
     )
+
+
+def _plots(
+    spec: ProjectSpec,
+    score: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    scored: list[Scored],
+) -> tuple[dict[str, bytes], dict[str, float]]:
+    """The task's curves of every scored model, then the candidate's SHAP summary."""
+    started = time.perf_counter()
+    if spec.is_classification:
+        names = spec.class_names or ("0", "1")
+        drawn = evaluation_plots.classification_plots(y, scored, names)
+    else:
+        drawn = evaluation_plots.regression_plots(y, scored)
+    curves_done = time.perf_counter()
+    values, rows = evaluation_plots.shap_values(score, x, spec.split.seed)
+    drawn[evaluation_plots.SHAP_PLOT] = evaluation_plots.shap_summary_plot(
+        values, rows, spec.feature_names
+    )
+    seconds = {
+        "curves": curves_done - started,
+        "shap_summary": time.perf_counter() - curves_done,
+    }
+    return drawn, seconds
 
 
 def ablation_rows(evaluation: Evaluation) -> list[tuple[str, float, float, float | None]]:
@@ -145,4 +196,15 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}</style></head><
 decision threshold {evaluation.threshold:.4f}; {html.escape(evaluation.champion_note)}.</p>
 <h2>Gate: {verdict}</h2><ul>{reasons}</ul>
 <h2>Ablation</h2><table><tr><th>metric</th><th>AutoEncoder + GBM</th><th>GBM on raw features</th>
-<th>@champion</th></tr>{rows}</table>{confusion}</body></html>"""
+<th>@champion</th></tr>{rows}</table>{confusion}{_plots_section(evaluation)}</body></html>"""
+
+
+def _plots_section(evaluation: Evaluation) -> str:
+    if not evaluation.plots:
+        return ""
+    cost = ", ".join(f"{name} {s:.1f} s" for name, s in evaluation.plot_seconds.items())
+    return (
+        "<h2>Plots (holdout)</h2><p>Candidate, @champion (when there is one) and baseline on "
+        f"the same axes. Drawing them took {html.escape(cost)}.</p>"
+        + evaluation_plots.plots_html(evaluation.plots)
+    )

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,47 @@ import pandas as pd
 from castml import model_digests, registry
 from castml.errors import MlflowUnavailableError, RegistryError
 from castml.evaluation import Evaluation
+from castml.evaluation_plots import PLOTS_ARTIFACT_DIR, plots_from_html, write_pngs
+from castml.models.families import read_candidates
+from castml.models.train import model_input, needs_encoding
 from castml.protocol.mlflow_names import TAG_DIGESTS
 from castml.runtime.loaded_model import LoadedModel, load_model
-from castml.spec import ProjectSpec
+from castml.runtime.model_bundle import design_matrix, read_encoding
+from castml.spec import Feature, ProjectSpec
 
+# What the pyfunc imports, and nothing more: numpy, pandas (the pyfunc boundary),
+# LightGBM, XGBoost (the xgboost family only) and holidays (a holiday part only).
 RUNTIME_FILES = (
     "__init__.py",
+    "errors.py",
+    "data/__init__.py",
+    "data/calendar_features.py",
+    "data/tabular_encoding.py",
+    "data/target_transform.py",
+    "data/typed_values.py",
     "runtime/__init__.py",
     "runtime/ae_gbm.py",
+    "runtime/direct_gbm.py",
+    "runtime/encoded_model.py",
     "runtime/encoder.py",
+    "runtime/gbm.py",
     "runtime/loaded_model.py",
     "runtime/manifest.py",
+    "runtime/model_bundle.py",
     "runtime/pyfunc.py",
     "runtime/model_code.py",
+    "runtime/xgboost_model.py",
 )
+# spec feature type -> the pyfunc signature's column type (raw values, before encoding).
+# MLflow refuses int64 for a double column and a float for a long one, so an int feature
+# is long unless its missing values are imputed (then a column with a gap is float).
+SIGNATURE_TYPES = {
+    "float": "double",
+    "int": "long",
+    "bool": "boolean",
+    "categorical": "string",
+    "datetime": "datetime",
+}
 
 
 @dataclass(frozen=True)
@@ -56,23 +84,34 @@ def bundle_runtime(dest: Path) -> Path:
     return package
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(family: str = "ae_gbm", spec: ProjectSpec | None = None) -> list[str]:
     import lightgbm
     import mlflow
 
-    return [
+    requirements = [
         f"mlflow=={mlflow.__version__}",
         f"numpy=={np.__version__}",
         f"pandas=={pd.__version__}",
         f"lightgbm=={lightgbm.__version__}",
     ]
+    if family == "xgboost":
+        requirements.append(f"xgboost-cpu=={metadata.version('xgboost-cpu')}")
+    if spec is not None and any(d.part == "holiday" for d in spec.derived):
+        requirements.append(f"holidays=={metadata.version('holidays')}")
+    return requirements
 
 
-def signature(model: LoadedModel) -> Any:
+def signature(model: LoadedModel, spec: ProjectSpec | None = None) -> Any:
+    """The pyfunc's schema: raw typed columns for a typed spec (text for a categorical,
+    optional where the spec imputes a missing value), float columns otherwise."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     inputs: list[Any] = [ColSpec("double", name) for name in model.features]
+    if spec is not None and needs_encoding(spec):
+        inputs = [
+            ColSpec(_column_type(f), f.name, required=f.missing != "impute") for f in spec.features
+        ]
     outputs: list[Any] = (
         [ColSpec("float", "probability"), ColSpec("long", "label")]
         if model.manifest.is_classification
@@ -80,6 +119,23 @@ def signature(model: LoadedModel) -> Any:
     )
     outputs += [ColSpec("float", f"latent_{i}") for i in range(model.manifest.latent_dim)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def _column_type(feature: Feature) -> str:
+    if feature.dtype in {"int", "bool"} and feature.missing == "impute":
+        return "double"
+    return SIGNATURE_TYPES[feature.dtype]
+
+
+def input_example(spec: ProjectSpec, train: pd.DataFrame) -> pd.DataFrame:
+    """Two training rows as a client sends them (ints and bools as such, not as floats)."""
+    rows = train[spec.feature_names].head(2).copy()
+    if needs_encoding(spec):
+        for feature in spec.features:
+            kind = _column_type(feature)
+            if kind in {"long", "boolean"}:
+                rows[feature.name] = rows[feature.name].astype("int64" if kind == "long" else bool)
+    return rows
 
 
 def flatten(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -92,14 +148,38 @@ def reference_sample(spec: ProjectSpec, model: LoadedModel, train: pd.DataFrame)
     """Rows the drift job compares traffic against: features, target and the model's score."""
     n = min(spec.monitoring.reference_rows, len(train))
     sample = train.sample(n=n, random_state=spec.split.seed).reset_index(drop=True)
-    sample["score"] = model.score(sample[spec.feature_names].to_numpy(np.float32))
+    sample["score"] = model.score(model_input(sample, spec))
     return sample
 
 
-def background_sample(spec: ProjectSpec, train: pd.DataFrame) -> np.ndarray:
+def background_sample(
+    spec: ProjectSpec, train: pd.DataFrame, model_dir: Path | None = None
+) -> np.ndarray:
+    """The explainer's background rows in the model's input space: for a typed spec, the
+    encoded matrix (one column per raw feature, so attributions stay per raw feature)."""
     n = min(spec.monitoring.background_rows, len(train))
     rows = train.sample(n=n, random_state=spec.split.seed + 1)
+    if model_dir is not None and needs_encoding(spec):
+        return design_matrix(model_input(rows, spec), read_encoding(model_dir))
     return np.asarray(rows[spec.feature_names].to_numpy(np.float32))
+
+
+def log_candidates(model_dir: Path) -> None:
+    """The candidate families' validation scores, as evidence beside the chosen one."""
+    import mlflow
+
+    result = read_candidates(model_dir)
+    if result is None:
+        return
+    mlflow.log_param("model.selected_by", f"validation {result.metric}")
+    mlflow.log_metrics(
+        {
+            f"candidate.{family}.{metric}": value
+            for family, scores in result.scores.items()
+            for metric, value in scores.items()
+        }
+    )
+    mlflow.log_dict(asdict(result), "evaluation/candidates.json")
 
 
 def register(
@@ -142,6 +222,8 @@ def register(
         ):
             mlflow.set_tags(version_tags)
             mlflow.log_params(flatten(params))
+            mlflow.log_param("model.family", model.manifest.family)
+            log_candidates(model_dir)
             mlflow.log_metrics(
                 {
                     **evaluation.candidate,
@@ -150,12 +232,17 @@ def register(
             )
             mlflow.log_dict(evaluation.to_json(), "evaluation/evaluation.json")
             mlflow.log_text(report_html, registry.REPORT_ARTIFACT)
+            # The report carries its plots (the one file that reaches this step in every
+            # mode); each also becomes a PNG the MLflow UI shows: evaluation/plots/*.png.
+            plots = write_pngs(plots_from_html(report_html), Path(tmp) / "plots")
+            if plots:
+                mlflow.log_artifacts(str(plots[0].parent), PLOTS_ARTIFACT_DIR)
             work = Path(tmp)
             reference = work / Path(registry.REFERENCE_ARTIFACT).name
             reference_sample(spec, model, train).to_parquet(reference, index=False)
             mlflow.log_artifact(str(reference), str(Path(registry.REFERENCE_ARTIFACT).parent))
             background = work / Path(registry.BACKGROUND_ARTIFACT).name
-            np.save(background, background_sample(spec, train))
+            np.save(background, background_sample(spec, train, model_dir))
             mlflow.log_artifact(str(background), str(Path(registry.BACKGROUND_ARTIFACT).parent))
             # What serving will check the download against before LightGBM sees a byte of it.
             version_tags[TAG_DIGESTS] = model_digests.encode(
@@ -168,9 +255,9 @@ def register(
                 python_model=str(code / "runtime" / "model_code.py"),
                 artifacts={"model": str(model_dir)},
                 code_paths=[str(code)],
-                signature=signature(model),
-                input_example=train[spec.feature_names].head(2),
-                pip_requirements=pip_requirements(),
+                signature=signature(model, spec),
+                input_example=input_example(spec, train),
+                pip_requirements=pip_requirements(model.manifest.family, spec),
             )
             registered = mlflow.register_model(info.model_uri, spec.name, tags=version_tags)
             version = registered.version

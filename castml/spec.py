@@ -250,11 +250,61 @@ class Split(_Strict):
     seed: int = 0
 
 
+FamilyName = Literal["ae_gbm", "gbm", "xgboost"]
+# The parameter blocks each family reads from `params` (one block may serve several).
+FAMILY_BLOCKS: dict[str, tuple[str, ...]] = {
+    "ae_gbm": ("autoencoder", "gbm"),
+    "gbm": ("gbm",),
+    "xgboost": ("xgboost",),
+}
+
+
 class ModelSpec(_Strict):
-    family: Literal["ae_gbm"] = "ae_gbm"
-    params: dict[str, dict[str, Any]]
+    family: FamilyName = Field(
+        "ae_gbm",
+        description="The model family: ae_gbm (AutoEncoder + LightGBM, float features only), "
+        "gbm (LightGBM, native categoricals) or xgboost (XGBoost, native categoricals). "
+        "With candidates, the one that wins a tie on validation.",
+    )
+    candidates: list[FamilyName] = Field(
+        default_factory=list,
+        description="Families to train side by side; the best on validation goes forward, "
+        "the others' validation scores are logged as evidence. Empty: `family` alone.",
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        description="Hyper-parameter blocks: ae_gbm reads autoencoder and gbm, gbm reads gbm, "
+        "xgboost reads xgboost."
+    )
     profiles: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _families(self) -> ModelSpec:
+        if self.candidates:
+            repeated = sorted({c for c in self.candidates if self.candidates.count(c) > 1})
+            if repeated:
+                raise ValueError(f"model.candidates repeats {', '.join(repeated)}")
+            if self.family not in self.candidates:
+                raise ValueError(
+                    f"model.family {self.family} must be one of model.candidates "
+                    f"({', '.join(self.candidates)}): it breaks ties"
+                )
+        return self
+
+    def missing_blocks(self) -> list[str]:
+        """`family: block` for each parameter block a family to train needs and `params` lacks
+        (checked when training starts, so a spec can be validated before it has params)."""
+        return [
+            f"{family}: {block}"
+            for family in self.families
+            for block in FAMILY_BLOCKS[family]
+            if block not in self.params
+        ]
+
+    @property
+    def families(self) -> list[str]:
+        """The families to train: the candidates, or the one family."""
+        return list(self.candidates) if self.candidates else [self.family]
 
     def resolved(
         self, profile: str | None = None, overrides: dict[str, Any] | None = None
@@ -291,6 +341,30 @@ class Gates(_Strict):
         default_factory=dict, description="metric -> most it may drop below @champion"
     )
     lower_is_better: list[str] = Field(default_factory=list, description="e.g. rmse, mae")
+
+
+class KnowledgeSpec(_Strict):
+    """The project's knowledge base (T3): how its index is built and gated.
+
+    Metric names are `<retriever>.<metric>` as the knowledge pipeline logs them, e.g.
+    `hybrid_rescored.ndcg_at_10` (retrievers: bm25, dense, hybrid, hybrid_rescored).
+    """
+
+    embedding_model: Literal["e5", "wordllama"] = Field(
+        "e5", description="Dense vectors: e5 (multilingual-e5-small) or wordllama."
+    )
+    chunk_max_chars: int = Field(900, gt=0, description="Longest chunk, in characters.")
+    chunk_overlap: int = Field(150, ge=0, description="Characters two windows share.")
+    floors: dict[str, float] = Field(default_factory=dict, description="metric -> minimum")
+    max_regression: dict[str, float] = Field(
+        default_factory=dict, description="metric -> most it may drop below @champion"
+    )
+
+    @model_validator(mode="after")
+    def _windows(self) -> KnowledgeSpec:
+        if self.chunk_overlap >= self.chunk_max_chars:
+            raise ValueError("knowledge.chunk_overlap must be smaller than chunk_max_chars")
+        return self
 
 
 class Monitoring(_Strict):
@@ -364,6 +438,9 @@ class ProjectSpec(_Strict):
     gates: Gates = Gates()
     monitoring: Monitoring = Monitoring()
     retrain: Retrain = Retrain()
+    knowledge: KnowledgeSpec | None = Field(
+        None, description="The knowledge base built from the project's documents (T3)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ProjectSpec:

@@ -147,15 +147,22 @@ def train_step(
     overrides_json: str = "",
     on_epoch: EpochCallback | None = None,
 ) -> list[float]:
-    # torch before LightGBM: with their OpenMP runtimes loaded the other way round,
-    # AutoEncoder training ran 10-15 % slower here.
-    import torch  # noqa: F401
+    """Train the spec's family (or each candidate family, keeping the best on validation).
 
-    from castml.models.train import train
-
+    The model directory then holds the served model, its `spec.yaml` and `encoding.json`,
+    and, with candidates, `candidates.json` (every family's validation scores). Returns
+    the chosen family's training history.
+    """
     spec = load_spec(project)
+    if "ae_gbm" in spec.model.families:
+        # torch before LightGBM: with their OpenMP runtimes loaded the other way round,
+        # AutoEncoder training ran 10-15 % slower here.
+        import torch  # noqa: F401
+
+    from castml.models.families import train_families
+
     params = resolve_params(spec, profile, overrides_json)
-    return train(
+    return train_families(
         spec,
         pd.read_parquet(train_path),
         pd.read_parquet(validation_path),
@@ -163,7 +170,7 @@ def train_step(
         baseline_dir,
         params,
         on_epoch,
-    )
+    ).history
 
 
 def evaluate_step(
@@ -176,9 +183,14 @@ def evaluate_step(
     evaluation_path: Path,
     report_path: Path,
 ) -> Evaluation:
-    """Score the candidate against floors, the baseline and the current @champion."""
+    """Score the candidate against floors, the baseline and the current @champion.
+
+    The report carries the plots inline (the copy registration logs, in every mode); they
+    are also written as `plots/*.png` beside it, for a person looking at a local run.
+    """
     from castml import registry
     from castml.evaluation import evaluate, render_report
+    from castml.evaluation_plots import write_pngs
 
     spec = load_spec(project)
     champion = None
@@ -196,6 +208,7 @@ def evaluate_step(
     evaluation_path.write_text(json.dumps(result.to_json(), indent=2))
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(render_report(spec, result, data_hash_value))
+    write_pngs(result.plots, report_path.parent / "plots")
     return result
 
 

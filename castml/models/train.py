@@ -17,17 +17,52 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from castml.data.tabular_encoding import frame_columns
 from castml.models.holdout_metrics import tune_threshold
 from castml.runtime.encoder import NumpyEncoder
-from castml.runtime.manifest import Manifest
+from castml.runtime.loaded_model import LoadedModel, load_model
+from castml.runtime.manifest import MANIFEST, Manifest
 from castml.spec import ProjectSpec
 
 # (epoch, epochs, loss) -> None; the CLI turns it into a progress bar
 EpochCallback = Callable[[int, int, float], None]
 
 
+def needs_encoding(spec: ProjectSpec) -> bool:
+    """Whether raw values differ from the model's input: a typed, imputed or derived feature."""
+    return bool(spec.derived) or any(
+        f.dtype != "float" or f.missing == "impute" for f in spec.features
+    )
+
+
+def model_input(frame: pd.DataFrame, spec: ProjectSpec) -> np.ndarray:
+    """The features of `frame` as a model takes them offline.
+
+    An all-float spec: the float32 matrix, as ever. A typed one: the raw values as an
+    object array (spec feature order), which each model encodes with its own learned
+    encoding (`castml.runtime.model_bundle.design_matrix`); datetimes as ISO text.
+    """
+    if not needs_encoding(spec):
+        return np.asarray(frame[spec.feature_names].to_numpy(np.float32))
+    columns = frame_columns(frame, spec.feature_names)
+    raw = np.empty((len(frame), len(columns)), dtype=object)
+    for index, feature in enumerate(spec.features):
+        values = columns[feature.name]
+        if values.dtype.kind == "M":
+            text = np.datetime_as_string(values, unit="ns").astype(object)
+            text[np.isnat(values)] = None
+            values = text
+        elif feature.dtype == "bool" and values.dtype.kind == "f":
+            # A validated bool is 0.0/1.0 (NaN: missing); as objects it must be a bool again.
+            flags = (values == 1).astype(object)
+            flags[np.isnan(values)] = None
+            values = flags
+        raw[:, index] = values
+    return raw
+
+
 def features_and_target(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[np.ndarray, np.ndarray]:
-    return frame[spec.feature_names].to_numpy(np.float32), frame[spec.target].to_numpy(np.float64)
+    return model_input(frame, spec), frame[spec.target].to_numpy(np.float64)
 
 
 def train_autoencoder(
@@ -170,13 +205,25 @@ def train(
 
 
 class BaselineModel:
-    """The 30-feature GBM of the ablation, scored the same way as the full model."""
+    """The baseline a candidate is compared with, scored the same way as the candidate.
+
+    ae_gbm's: the ablation GBM on the scaled raw features (`scaler.npz`, `gbm.txt`,
+    `baseline.json`). The encoded families write theirs as a model directory of its own
+    (`manifest.json`), loaded as any `LoadedModel`.
+    """
 
     def __init__(self, directory: Path) -> None:
+        self.model: LoadedModel | None = None
+        if (directory / MANIFEST).is_file():
+            self.model = load_model(directory)
+            self.threshold = self.model.manifest.threshold
+            return
         with np.load(directory / "scaler.npz") as scaler:
             self.mean, self.scale = scaler["mean"], scaler["scale"]
         self.booster = lgb.Booster(model_file=str(directory / "gbm.txt"))
         self.threshold = float(json.loads((directory / "baseline.json").read_text())["threshold"])
 
     def score(self, x: np.ndarray) -> np.ndarray:
+        if self.model is not None:
+            return np.asarray(self.model.score(x), dtype=np.float64)
         return np.asarray(self.booster.predict((x - self.mean) / self.scale), dtype=np.float64)

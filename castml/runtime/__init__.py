@@ -1,5 +1,7 @@
-"""Serving-time model code: numpy + LightGBM only, no torch, no pandas on the hot path.
+"""Serving-time model code: numpy + LightGBM (+ XGBoost for its family), no torch, no pandas
+on the hot path.
 
-This package is bundled into every MLflow pyfunc model (`code_paths`), so a model
-loads with plain `mlflow.pyfunc.load_model` where castml is not installed.
+This package is bundled into every MLflow pyfunc model (`code_paths`, with the numpy
+encoder from `castml.data` it needs), so a model loads with plain
+`mlflow.pyfunc.load_model` where castml is not installed.
 """

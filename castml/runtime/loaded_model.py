@@ -2,6 +2,8 @@
 
 Serving, evaluation, registration, the pyfunc and the explainer see a `LoadedModel`
 only: numpy in (`[N, F]` float32, the manifest's `features` in order), numpy out.
+For the gbm and xgboost families that matrix is the `EncodingState`'s (category codes,
+imputed values); raw typed values are encoded before, by the model's `encoding.json`.
 A family adds a class with `load(directory)` and registers it in `LOADERS`.
 """
 
@@ -39,8 +41,24 @@ def _ae_gbm(directory: Path) -> LoadedModel:
     return AeGbmModel.load(directory)
 
 
+def _gbm(directory: Path) -> LoadedModel:
+    from castml.runtime.gbm import GbmModel
+
+    return GbmModel.load(directory)
+
+
+def _xgboost(directory: Path) -> LoadedModel:
+    from castml.runtime.xgboost_model import XgboostModel
+
+    return XgboostModel.load(directory)
+
+
 # family name -> loader; imports stay inside so a process loads only its own family
-LOADERS: dict[str, Callable[[Path], LoadedModel]] = {"ae_gbm": _ae_gbm}
+LOADERS: dict[str, Callable[[Path], LoadedModel]] = {
+    "ae_gbm": _ae_gbm,
+    "gbm": _gbm,
+    "xgboost": _xgboost,
+}
 
 
 def load_model(directory: str | Path) -> LoadedModel:

@@ -2,6 +2,6 @@
 
 import mlflow.models
 
-from castml.runtime.pyfunc import AeGbmPyfunc
+from castml.runtime.pyfunc import ModelPyfunc
 
-mlflow.models.set_model(AeGbmPyfunc())
+mlflow.models.set_model(ModelPyfunc())

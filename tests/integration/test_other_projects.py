@@ -8,6 +8,12 @@ import pytest
 from mlflow import MlflowClient
 
 from castml import registry
+from castml.evaluation_plots import (
+    CLASSIFICATION_PLOTS,
+    PLOTS_ARTIFACT_DIR,
+    REGRESSION_PLOTS,
+    SHAP_PLOT,
+)
 from pipelines.runner import run_local
 
 pytestmark = pytest.mark.integration
@@ -25,3 +31,7 @@ def test_spec_only_project_runs_through_the_pipeline(
     run = client.get_run(version.run_id)
     assert metric in run.data.metrics and f"baseline_{metric}" in run.data.metrics
     assert client.get_experiment(run.info.experiment_id).name == f"castml/{project}"
+    # The task's plots and the SHAP summary, as PNGs the MLflow UI shows; none of the other task's.
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, PLOTS_ARTIFACT_DIR)}
+    names = CLASSIFICATION_PLOTS if metric == "roc_auc" else REGRESSION_PLOTS
+    assert plots == {f"{PLOTS_ARTIFACT_DIR}/{n}.png" for n in (*names, SHAP_PLOT)}

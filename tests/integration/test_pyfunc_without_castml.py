@@ -2,7 +2,8 @@
 
 KServe's MLflow runtime (MLServer) loads models this way, so the model must carry
 its own code (`code_paths`). The child process removes every path that could
-provide castml, proves the import fails, then loads and predicts.
+provide castml, proves the import fails, then loads and predicts: once per family
+(ae_gbm on float columns; gbm and xgboost on raw typed rows, encoded inside the pyfunc).
 """
 
 from __future__ import annotations
@@ -12,14 +13,21 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from castml.data.diecast import generate
+from castml.data.tabular_encoding import frame_columns
 from castml.runtime.ae_gbm import AeGbmModel
+from castml.runtime.loaded_model import load_model
+from castml.runtime.model_bundle import read_encoding
 from castml.spec import load_spec
 from tests.conftest import REPO_ROOT, RegisteredProject
+from tests.integration.conftest import RegisteredTyped
+from tests.support.typed_projects import adult_raw_rows, sales_frame
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +44,7 @@ CHILD = textwrap.dedent(
     model = mlflow.pyfunc.load_model(sys.argv[2])
     rows = pd.DataFrame(json.loads(sys.argv[3]))
     out = model.predict(rows)
-    print(json.dumps(out["probability"].tolist()))
+    print(out.to_json(orient="columns"))
     """
 )
 
@@ -44,31 +52,76 @@ CHILD = textwrap.dedent(
 def test_registered_model_loads_where_castml_is_not_installed(
     registered_diecast: RegisteredProject, tmp_path: Path
 ) -> None:
-    import mlflow.artifacts
-
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=download_uri(registered_diecast),
-        dst_path=str(tmp_path),
-        tracking_uri=registered_diecast.uri,
+    local = download(
+        registered_diecast.uri, registered_diecast.project, registered_diecast.versions[0], tmp_path
     )
     rows = generate(8, seed=21).drop(columns=["defect"])
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(REPO_ROOT), local, rows.to_json(orient="records")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    probabilities = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    probabilities = np.array(predict_without_castml(local, rows, tmp_path)["probability"])
     expected = AeGbmModel.load(Path(local) / "artifacts" / "model").predict(
         rows[load_spec("diecast").feature_names].to_numpy(np.float32)
     )["probability"]
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
 
 
-def download_uri(project: RegisteredProject) -> str:
+def test_gbm_pyfunc_encodes_raw_text_rows_where_castml_is_not_installed(
+    registered_adult: RegisteredTyped, tmp_path: Path
+) -> None:
+    local = download(
+        registered_adult.uri, registered_adult.project, registered_adult.version, tmp_path
+    )
+    rows = adult_raw_rows()  # text categoricals and missing values, as the file holds them
+    out = predict_without_castml(local, rows, tmp_path)
+    expected = _expected(Path(local) / "artifacts" / "model", rows)
+    np.testing.assert_allclose(np.array(out["probability"]), expected["probability"], rtol=1e-6)
+    np.testing.assert_array_equal(np.array(out["label"]), expected["label"])
+
+
+def test_xgboost_pyfunc_encodes_raw_rows_where_castml_is_not_installed(
+    registered_sales_xgboost: RegisteredTyped, tmp_path: Path
+) -> None:
+    local = download(
+        registered_sales_xgboost.uri,
+        registered_sales_xgboost.project,
+        registered_sales_xgboost.version,
+        tmp_path,
+    )
+    rows = sales_frame(6, seed=5)[["store", "temp", "promo"]].astype({"promo": bool})
+    rows.loc[1, "temp"] = None  # imputed
+    out = predict_without_castml(local, rows, tmp_path)
+    expected = _expected(Path(local) / "artifacts" / "model", rows)
+    assert set(out) == {"prediction"}
+    np.testing.assert_allclose(np.array(out["prediction"]), expected["prediction"], rtol=1e-6)
+    assert (expected["prediction"] > 1).all()  # on the sales scale, not log1p's
+
+
+def _expected(model_dir: Path, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    encoding = read_encoding(model_dir)
+    x = encoding.encode(frame_columns(rows, encoding.names), np.float32)
+    return load_model(model_dir).predict(x)
+
+
+def predict_without_castml(local: str, rows: pd.DataFrame, cwd: Path) -> dict[str, list[Any]]:
+    """The pyfunc's output columns, from a child process where castml cannot be imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO_ROOT), local, rows.to_json(orient="records")],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    columns = json.loads(result.stdout.strip().splitlines()[-1])
+    return {name: [values[k] for k in sorted(values, key=int)] for name, values in columns.items()}
+
+
+def download(uri: str, project: str, version: int, dest: Path) -> str:
+    import mlflow.artifacts
     from mlflow import MlflowClient
 
-    client = MlflowClient(project.uri, registry_uri=project.uri)
-    return str(client.get_model_version_download_uri(project.project, str(project.versions[0])))
+    client = MlflowClient(uri, registry_uri=uri)
+    source = str(client.get_model_version_download_uri(project, str(version)))
+    return str(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(dest), tracking_uri=uri
+        )
+    )

@@ -37,7 +37,6 @@ REQUEST_PATH = {
     "metrics",
     "payload_log",
     "v2_proto",
-    "shapley",
     "anchors",
     "attribution_chart",
     "errors",
