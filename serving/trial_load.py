@@ -91,9 +91,9 @@ def _child(verdict: Path) -> int:
         from serving.lightgbm_import import import_lightgbm_without_extras
 
         import_lightgbm_without_extras()
-        from castml.runtime.ae_gbm import AeGbmModel
+        from castml.runtime.loaded_model import load_model
 
-        model = AeGbmModel.load(folder / "model")
+        model = load_model(folder / "model")
         if model.features != request["features"]:
             raise ValueError("it expects other features than the spec")
         rows = np.asarray(request["rows"], dtype=np.float32)

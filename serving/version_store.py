@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from castml.runtime.ae_gbm import AeGbmModel
+from castml.runtime.loaded_model import LoadedModel, load_model
 from castml.spec import ProjectSpec
 from serving import version_verdicts
 from serving.errors import NotFoundError, VersionRefusedError
@@ -58,7 +58,7 @@ class ServedModel:
 
     project: str
     version: str
-    model: AeGbmModel
+    model: LoadedModel
     background: np.ndarray | None
     loaded_at: float
 
@@ -144,7 +144,7 @@ def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedMo
     """Prepare (resolve, fetch, verify, trial-load), then load and smoke-test in process."""
     version, folder = prepare_version(source, spec, ref)
     try:
-        model = AeGbmModel.load(folder / MODEL_SUBDIR)
+        model = load_model(folder / MODEL_SUBDIR)
         background_path = folder / BACKGROUND_FILE
         background = (
             np.ascontiguousarray(np.load(background_path), dtype=np.float32)
@@ -160,7 +160,7 @@ def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedMo
 
 
 def _smoke_test(
-    model: AeGbmModel, spec: ProjectSpec, version: str, background: np.ndarray | None
+    model: LoadedModel, spec: ProjectSpec, version: str, background: np.ndarray | None
 ) -> None:
     if model.features != spec.feature_names:
         raise VersionRefusedError(
