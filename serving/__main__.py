@@ -1,4 +1,4 @@
-"""`python -m serving predictor|transformer|explainer`, with KServe ModelServer's flags.
+"""`python -m serving predictor|transformer|explainer|knowledge`, with KServe ModelServer's flags.
 
 Flags wire the process (name, ports, where the predictor is); everything else comes
 from `ServingSettings` (CASTML_* environment variables).
@@ -18,6 +18,10 @@ code per class of cause (serving.startup_errors; CASTML_DEBUG=1 shows the traceb
 A predictor whose pinned version (e.g. @champion) is refused exits with 65; it does not
 fall back to another version, so what serves is always what was asked for. In a cluster
 the old pods keep serving while the new ones fail; the reconciler reports the refusal.
+
+The knowledge role (serving.knowledge) serves `<project>-kb` (--model_name may be either
+name): it pins and loads its index version the same way before uvicorn starts, with the
+same exit codes (65: the index does not match its manifest or its version's corpus hash).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("role", choices=["predictor", "transformer", "explainer"])
+    parser.add_argument("role", choices=["predictor", "transformer", "explainer", "knowledge"])
     parser.add_argument(
         "--model_name", default=None, help="Project served (default: CASTML_PROJECT)."
     )
@@ -104,6 +108,11 @@ def _start(args: argparse.Namespace) -> None:
 
         app, core = predictor_app(settings, grpc_port=args.grpc_port or None)
         core.slot.load_blocking(settings.model_version)  # before uvicorn: errors are one line
+    elif args.role == "knowledge":
+        from serving.knowledge import knowledge_app
+
+        app, knowledge = knowledge_app(settings)
+        knowledge.slot.load_blocking(settings.model_version)  # before uvicorn: one-line errors
     elif args.role == "transformer":
         from serving.transformer import transformer_app
 

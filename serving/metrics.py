@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -138,3 +139,50 @@ class ServerMetrics:
 
     def render(self) -> tuple[bytes, bytes]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
+
+
+class KnowledgeMetrics(ServerMetrics):
+    """The knowledge role's: answered / no-answer counts and the recent no-answer rate.
+
+    The gauge covers the latest `window` queries, so an alert reads it directly
+    (castml/cli/alert_rules.py `CastmlKnowledgeNoAnswerRate`); the counters let a
+    dashboard compute any other window.
+    """
+
+    def __init__(self, project: str, window: int) -> None:
+        super().__init__("knowledge")
+        self.answers = Counter(
+            "castml_kb_answers",
+            "Knowledge-base queries answered, by outcome (answered, no_answer).",
+            ["project", "outcome"],
+            registry=self.registry,
+        )
+        self.no_answer_rate = Gauge(
+            "castml_kb_no_answer_rate",
+            "Share of the latest queries the knowledge base had no good answer to.",
+            ["project"],
+            registry=self.registry,
+        )
+        self.recent_queries = Gauge(
+            "castml_kb_recent_queries",
+            "Queries the no-answer rate is computed over (at most the window).",
+            ["project"],
+            registry=self.registry,
+        )
+        self.project = project
+        self._answered = self.answers.labels(project, "answered")
+        self._no_answer = self.answers.labels(project, "no_answer")
+        self._rate = self.no_answer_rate.labels(project)
+        self._recent_count = self.recent_queries.labels(project)
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._lock = threading.Lock()
+        self._rate.set(0.0)
+        self._recent_count.set(0)
+
+    def outcome(self, no_answer: bool) -> None:
+        (self._no_answer if no_answer else self._answered).inc()
+        with self._lock:
+            self._recent.append(no_answer)
+            misses, seen = sum(self._recent), len(self._recent)
+        self._rate.set(misses / seen)
+        self._recent_count.set(seen)

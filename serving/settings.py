@@ -15,7 +15,7 @@ from castml.settings import PlatformSettings
 
 
 class ServingSettings(PlatformSettings):
-    """Predictor, transformer and explainer."""
+    """Predictor, transformer, explainer and knowledge base."""
 
     project: str = Field("diecast", description="Project (registered model) served.")
     model_version: str = Field(
@@ -85,6 +85,29 @@ class ServingSettings(PlatformSettings):
         description=(
             "Payload events held in memory while the collector is slow or down; past it, new "
             "events are refused and counted in castml_logger_events_refused_total."
+        ),
+    )
+
+    # The knowledge role (`python -m serving knowledge`, serving.knowledge).
+    kb_max_body_bytes: int = Field(
+        64 * 1024,
+        description="Knowledge role: larger request bodies answer 413 (a query is at most "
+        "2000 characters; the context a few features).",
+    )
+    kb_top_k: int = Field(
+        8, ge=1, le=20, description="Knowledge role: passages retrieved per query."
+    )
+    kb_no_answer_window: int = Field(
+        200,
+        ge=1,
+        description="Knowledge role: the no-answer-rate gauge covers this many latest queries.",
+    )
+    kb_log_dir: Path | None = Field(
+        None,
+        description=(
+            "Knowledge role: where each query and its source ids are appended as JSONL "
+            "(one file a day). Unset: <home>/logs/<project>-kb. With CASTML_LOGGER_URL set they "
+            "also go to the collector as CloudEvents."
         ),
     )
 

@@ -128,6 +128,23 @@ PLATFORM_RULES: list[dict[str, Any]] = [
         },
     },
     {
+        # The knowledge role's gauge covers its latest queries (CASTML_KB_NO_ANSWER_WINDOW);
+        # below 20 of them a few odd questions would page someone.
+        "alert": "CastmlKnowledgeNoAnswerRate",
+        "expr": "max by (project) (castml_kb_no_answer_rate) > 0.5"
+        " and on (project) castml_kb_recent_queries >= 20",
+        "for": "15m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "{{ $labels.project }}-kb: no good answer to most recent questions",
+            "description": (
+                "The knowledge base had no good answer to {{ $value }} of its latest queries: "
+                "users ask about what the corpus does not cover, or the served index is poor. "
+                "See the kb query log (<home>/logs/<project>-kb) and the index's evaluation."
+            ),
+        },
+    },
+    {
         "alert": "CastmlInferenceServiceDown",
         "expr": 'absent(up{job=~".*castml.*serving.*"} == 1)',
         "for": "10m",

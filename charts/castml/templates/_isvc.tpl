@@ -57,7 +57,7 @@ autoScaling:
 {{/* The container every component runs: (dict "ctx" $ "name" $name "component" "predictor" "args" (list ...) "resources" $res "pinned" true) */}}
 {{- define "castml.isvc.container" -}}
 - name: kserve-container
-  image: {{ include "castml.image" (dict "ctx" .ctx "which" "serving") }}
+  image: {{ .image | default (include "castml.image" (dict "ctx" .ctx "which" "serving")) }}
   imagePullPolicy: {{ .ctx.Values.image.pullPolicy }}
   command: ["python", "-m", "serving", {{ .component | quote }}]
   args:
@@ -77,6 +77,9 @@ autoScaling:
       valueFrom:
         fieldRef:
           fieldPath: metadata.annotations['castml.io/model-version']
+    {{- else if .modelVersion }}
+    - name: CASTML_MODEL_VERSION
+      value: {{ .modelVersion | quote }}
     {{- end }}
     - name: CASTML_HOME
       value: /tmp/castml
