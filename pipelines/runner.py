@@ -20,11 +20,14 @@ from castml.errors import CastmlError
 
 COMPILED_DIR = Path(__file__).parent / "compiled"
 TRAINING_PACKAGE = COMPILED_DIR / "training.yaml"
+KNOWLEDGE_PACKAGE = COMPILED_DIR / "knowledge.yaml"
 TASKS = ("validate", "split", "train", "evaluate", "register")
+KNOWLEDGE_TASKS = ("parse", "chunk", "index", "evaluate", "register")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 EPOCH = re.compile(r"autoencoder epoch (\d+)/(\d+)")
-USER_ERROR = re.compile(r"castml\.errors\.\w+: (.*)")
+# castml.errors.* and the rooms' own, e.g. castml.knowledge.kb_errors.CorpusError
+USER_ERROR = re.compile(r"castml\.(?:\w+\.)*\w*errors\.\w+: (.*)")
 
 
 class PipelineError(CastmlError):
@@ -84,26 +87,21 @@ def package_path(package: Path) -> Path:
     return package
 
 
-def run_local(
-    project: str,
+def _run_package(
+    package: Path,
     tracking_uri: str,
     pipeline_root: Path,
-    *,
-    package: Path = TRAINING_PACKAGE,
-    reason: str = "manual",
-    profile: str = "",
-    params_override: str = "",
-    data_path: str = "",
-    on_progress: ProgressCallback | None = None,
-) -> LocalRun:
-    """One kfp.local run (SubprocessRunner, this environment, offline); returns the version."""
+    arguments: dict[str, Any],
+    on_progress: ProgressCallback | None,
+) -> tuple[Any, Path]:
+    """Run a compiled pipeline once through kfp.local; (its output, the log file)."""
     import logging
 
     from kfp import components, local
 
     from castml import registry
 
-    training_pipeline = components.load_component_from_file(str(package_path(package)))
+    pipeline = components.load_component_from_file(str(package_path(package)))
     registry.ensure_reachable(tracking_uri)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     log_file = pipeline_root / "last-run.log"
@@ -119,14 +117,7 @@ def run_local(
             with contextlib.redirect_stdout(tap), contextlib.redirect_stderr(tap):
                 # kfp.local swaps the root logger's handlers for its own stderr handler
                 logging.getLogger().addHandler(handler)
-                task = training_pipeline(
-                    project=project,
-                    mlflow_uri=tracking_uri,
-                    retrain_reason=reason,
-                    profile=profile,
-                    params_override=params_override,
-                    data_path=data_path,
-                )
+                task = pipeline(**arguments)
         except RuntimeError as exc:
             where = f"task '{tap.failed_task}'" if tap.failed_task else "a task"
             cause = tap.user_error or str(exc)
@@ -135,22 +126,91 @@ def run_local(
             ) from exc
         finally:
             logging.getLogger().removeHandler(handler)
-    runs = sorted(pipeline_root.glob("castml-training-*"), key=lambda p: p.stat().st_mtime)
+    return task.output, log_file
+
+
+def _latest_run_dir(pipeline_root: Path, pipeline_name: str) -> Path:
+    runs = sorted(pipeline_root.glob(f"{pipeline_name}-*"), key=lambda p: p.stat().st_mtime)
+    return runs[-1] if runs else pipeline_root
+
+
+def run_local(
+    project: str,
+    tracking_uri: str,
+    pipeline_root: Path,
+    *,
+    package: Path = TRAINING_PACKAGE,
+    reason: str = "manual",
+    profile: str = "",
+    params_override: str = "",
+    data_path: str = "",
+    on_progress: ProgressCallback | None = None,
+) -> LocalRun:
+    """One kfp.local run (SubprocessRunner, this environment, offline); returns the version."""
+    arguments = {
+        "project": project,
+        "mlflow_uri": tracking_uri,
+        "retrain_reason": reason,
+        "profile": profile,
+        "params_override": params_override,
+        "data_path": data_path,
+    }
+    output, log_file = _run_package(package, tracking_uri, pipeline_root, arguments, on_progress)
     return LocalRun(
-        version=int(task.output), run_dir=runs[-1] if runs else pipeline_root, log_file=log_file
+        version=int(output),
+        run_dir=_latest_run_dir(pipeline_root, "castml-training"),
+        log_file=log_file,
+    )
+
+
+def run_knowledge_local(
+    project: str,
+    tracking_uri: str,
+    pipeline_root: Path,
+    *,
+    package: Path = KNOWLEDGE_PACKAGE,
+    corpus_dir: str = "",
+    reason: str = "manual",
+    embedding_model: str = "",
+    chunk_max_chars: int = 0,
+    chunk_overlap: int = 0,
+    on_progress: ProgressCallback | None = None,
+) -> LocalRun:
+    """One kfp.local run of the knowledge pipeline; returns the `<project>-kb` version.
+
+    `corpus_dir` empty: the packaged corpus; the knobs empty/0: the spec's `knowledge:`.
+    """
+    arguments = {
+        "project": project,
+        "mlflow_uri": tracking_uri,
+        "corpus_dir": corpus_dir,
+        "retrain_reason": reason,
+        "embedding_model": embedding_model,
+        "chunk_max_chars": chunk_max_chars,
+        "chunk_overlap": chunk_overlap,
+    }
+    output, log_file = _run_package(package, tracking_uri, pipeline_root, arguments, on_progress)
+    return LocalRun(
+        version=int(output),
+        run_dir=_latest_run_dir(pipeline_root, "castml-knowledge"),
+        log_file=log_file,
     )
 
 
 def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:
-    """Write the compiled pipeline YAML (checked in; a test recompiles and diffs it)."""
+    """Write the compiled pipelines' YAML (checked in; a test recompiles and diffs it)."""
     from kfp import compiler
 
+    from pipelines.knowledge import knowledge_pipeline
     from pipelines.training import training_pipeline
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "training.yaml"
-    compiler.Compiler().compile(training_pipeline, str(target))
-    return [target]
+    written = []
+    for pipeline, name in ((training_pipeline, "training"), (knowledge_pipeline, "knowledge")):
+        target = out_dir / f"{name}.yaml"
+        compiler.Compiler().compile(pipeline, str(target))
+        written.append(target)
+    return written
 
 
 def _client(host: str) -> Any:

@@ -18,6 +18,7 @@ from castml.cli import (
     data_cmd,
     demo_cmd,
     drift_cmd,
+    kb_cmd,
     lineage_cmd,
     mlflow_cmd,
     model_cmd,
@@ -56,6 +57,7 @@ GROUPS = [
     (collector_cmd.app, "collector", "Run the payload collector."),
     (lineage_cmd.app, "lineage", "Show a model version's lineage."),
     (alerts_cmd.app, "alerts", "Write the Prometheus alert rules from the project specs."),
+    (kb_cmd.app, "kb", "Build (kfp.local), evaluate and ask the knowledge base (T3)."),
     (platform_cmd.app, None, "castml up / down: the embedded platform in the background."),
 ]
 
