@@ -146,3 +146,37 @@ def test_every_scenario_builds_its_process_specs(scenario: str, tmp_path: Path) 
         # Every chart Service is on loopback now; only KFP (not the chart's) keeps its name.
         left = [v for v in [*spec.argv, *spec.env.values()] if ".svc.cluster.local" in v]
         assert all("kubeflow" in v for v in left), (spec.ref, left)
+
+
+KNOWLEDGE = "InferenceService/diecast-kb/predictor/kserve-container"
+
+
+def test_the_knowledge_service_starts(
+    sandbox: None, registered_diecast: RegisteredProject, tmp_path: Path
+) -> None:
+    """The knowledge InferenceService (off by default) on a registered `diecast-kb` index,
+    pinned by number so that no alias another test relies on moves."""
+    from castml.knowledge.index_store import build_index_from_corpus, save_index
+    from castml.knowledge.tokenizing import KnowledgeTokenizer
+    from tests.support.kb_versions import register_kb_version
+    from tests.unit.test_knowledge_parsing import write_fixture_corpus
+
+    index = build_index_from_corpus(write_fixture_corpus(tmp_path / "corpus"), KnowledgeTokenizer())
+    version = register_kb_version(
+        registered_diecast.uri,
+        "diecast",
+        save_index(index, tmp_path / "index"),
+        corpus_hash=str(index.manifest["corpus_hash"]),
+    )
+    objects = render("minimal", ("knowledge.enabled=true", f"knowledge.modelVersion={version}"))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tmp_path.chmod(0o755)
+    run_dir.chmod(0o755)
+    the_plan = plan(
+        objects, run_dir, "minimal", external={"castml-mlflow": _port(registered_diecast.uri)}
+    )
+    results = run(the_plan, run_dir, only={KNOWLEDGE})
+    table = report(results, "== chart-run: the knowledge service")
+    print("\n" + table)
+    assert [r.status for r in results] == ["passed"], table
