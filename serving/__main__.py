@@ -129,11 +129,13 @@ def _start(args: argparse.Namespace) -> None:
 
 
 def _prepare(settings: ServingSettings) -> str:
-    from castml.spec import load_spec
     from serving.server import version_source
-    from serving.version_store import prepare_version
+    from serving.version_store import prepare_version, startup_spec
 
-    spec = load_spec(settings.project)
+    # Bundled, or (a project trained from a spec path) the spec its version carries.
+    spec = startup_spec(
+        settings.project, settings.model_version, lambda n: version_source(settings, n)
+    )
     version, _ = prepare_version(version_source(settings, spec.name), spec, settings.model_version)
     return version
 

@@ -9,7 +9,7 @@ the reply is the shared `serving.predictor_reply.InferReply`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -37,6 +37,21 @@ UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 def _target(predictor_url: str) -> str:
     """host:port from `--predictor_host` (which the CLI may have given an http:// prefix)."""
     return predictor_url.split("://", 1)[-1].rstrip("/")
+
+
+def _add_column(request: Any, name: str, values: np.ndarray) -> None:
+    """One raw typed column as a per-feature tensor: BYTES (an empty string is missing),
+    BOOL, INT64, or FP64 (NaN is missing)."""
+    kind = values.dtype.kind
+    datatype = {"b": "BOOL", "i": "INT64", "u": "INT64", "f": "FP64"}.get(kind, "BYTES")
+    tensor = request.inputs.add(name=name, datatype=datatype, shape=[len(values)])
+    if datatype == "BYTES":
+        tensor.contents.bytes_contents.extend(
+            b"" if v is None else str(v).encode() for v in values.tolist()
+        )
+    else:
+        field = getattr(tensor.contents, CONTENTS_FIELD.get(datatype, "bool_contents"))
+        field.extend(values.tolist())
 
 
 class GrpcPredictorClient:
@@ -78,14 +93,20 @@ class GrpcPredictorClient:
             return PredictorRefusedError(status, details or f"the predictor answered {code.name}")
         return UpstreamError(f"the predictor failed (gRPC {code.name}): {details}")
 
-    async def infer(self, x: np.ndarray, request_id: str, version: str | None = None) -> InferReply:
+    async def infer(
+        self, x: np.ndarray | Mapping[str, np.ndarray], request_id: str, version: str | None = None
+    ) -> InferReply:
         pb2 = self.pb2
         # `id`: the predictor logs under it, so the log has the id the client sees.
         request = pb2.ModelInferRequest(
             model_name=self.project, model_version=version or "", id=request_id
         )
-        request.inputs.add(name="features", datatype="FP32", shape=list(x.shape))
-        request.raw_input_contents.append(np.ascontiguousarray(x, dtype="<f4").tobytes())
+        if isinstance(x, np.ndarray):
+            request.inputs.add(name="features", datatype="FP32", shape=list(x.shape))
+            request.raw_input_contents.append(np.ascontiguousarray(x, dtype="<f4").tobytes())
+        else:
+            for name, values in x.items():
+                _add_column(request, name, values)
         reply = await self._call("ModelInfer", request, pb2.ModelInferResponse)
         raws = reply.raw_output_contents
         outputs: dict[str, np.ndarray] = {}

@@ -6,7 +6,9 @@ requests of one loop turn share a model call), stage metrics and payload log. It
 decodes tensors and encodes the answer. The message classes come from `serving.v2_proto`
 (kserve's protobuf module, loaded from its file). Each infer response carries the served
 version's decision `threshold` as a response parameter, as the REST reply does: v2 gRPC
-model metadata has no parameters.
+model metadata has no parameters. A typed version takes BYTES tensors per feature
+(`bytes_contents`, or raw 4-byte-length-prefixed strings; an empty string is missing) and
+BOOL, as REST does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from castml.protocol.v2_tensors import NUMERIC, V2_DATATYPE, Tensor
+from castml.protocol.v2_tensors import BOOL, BYTES, NUMERIC, V2_DATATYPE, Tensor
 from serving.errors import BadRequestError, ServingError
 from serving.predictor_core import PredictorCore
 from serving.v2_proto import CONTENTS_FIELD, SERVICE, STATUS_CODE, load_pb2
@@ -28,11 +30,49 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 Method = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
+def _length_prefixed(name: str, raw: bytes) -> list[bytes]:
+    """v2's raw BYTES layout: each element is a 4-byte little-endian length, then its bytes."""
+    out, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise BadRequestError(f"input '{name}': raw BYTES content is cut short")
+        size = int.from_bytes(raw[offset : offset + 4], "little")
+        offset += 4
+        if offset + size > len(raw):
+            raise BadRequestError(f"input '{name}': raw BYTES content is cut short")
+        out.append(raw[offset : offset + size])
+        offset += size
+    return out
+
+
+def _typed_values(raw_input: Any, raw: bytes | None) -> np.ndarray:
+    """BYTES as text (UTF-8) or BOOL, flat."""
+    name, datatype = raw_input.name, raw_input.datatype
+    if datatype == BOOL:
+        if raw is not None:
+            return np.frombuffer(raw, dtype=np.uint8).astype(bool)
+        return np.asarray(raw_input.contents.bool_contents, dtype=bool)
+    items = _length_prefixed(name, raw) if raw is not None else raw_input.contents.bytes_contents
+    try:
+        return np.asarray([item.decode() for item in items], dtype=str)
+    except UnicodeDecodeError:
+        raise BadRequestError(f"input '{name}': BYTES values must be UTF-8 text") from None
+
+
 def _tensor(raw_input: Any, raw: bytes | None) -> Tensor:
     datatype = raw_input.datatype
+    if datatype in (BYTES, BOOL):
+        values = _typed_values(raw_input, raw)
+        shape = tuple(int(d) for d in raw_input.shape)
+        if values.size != math.prod(shape):
+            raise BadRequestError(
+                f"input '{raw_input.name}': shape {list(shape)} does not match its data"
+            )
+        return Tensor(raw_input.name, datatype, shape, values)
     if not isinstance(datatype, str) or datatype not in NUMERIC:
         raise BadRequestError(
-            f"input '{raw_input.name}': datatype {datatype!r} is not supported; send FP32"
+            f"input '{raw_input.name}': datatype {datatype!r} is not supported; "
+            "send FP32, BYTES or BOOL"
         )
     dtype = NUMERIC[datatype]
     if raw is not None:
@@ -96,8 +136,8 @@ class GrpcPredictor:
         if raws and len(raws) != len(request.inputs):
             raise BadRequestError("raw_input_contents must have one entry per input")
         tensors = [_tensor(inp, raws[i] if raws else None) for i, inp in enumerate(request.inputs)]
-        x = core.matrix(tensors)
-        wanted = core.wanted([o.name for o in request.outputs])
+        x = core.matrix(served, tensors)
+        wanted = core.wanted(served, [o.name for o in request.outputs])
         inference = await core.infer(served, x, wanted, request.id or None, started)
         encoding = time.perf_counter()
         response = self.pb2.ModelInferResponse(

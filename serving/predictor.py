@@ -51,8 +51,8 @@ class RestPredictor:
             binary = memoryview(body)[int(json_length) :]
             request.body = body[: int(json_length)]
         payload = request.json()
-        x = core.matrix(tensors_from_json(payload, binary))
-        wanted = requested_outputs(payload, core.outputs)
+        x = core.matrix(served, tensors_from_json(payload, binary, served.typed))
+        wanted = requested_outputs(payload, served.outputs)
         given = payload.get("id") or request.headers.get("x-request-id")
         inference = await core.infer(served, x, wanted, str(given) if given else None, started)
         encoding = time.perf_counter()

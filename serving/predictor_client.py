@@ -11,12 +11,13 @@ or is not ready yet is a 503 (retry), and any other predictor failure a 502.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orjson
 
-from castml.protocol.v2_tensors import NUMERIC
+from castml.protocol.v2_tensors import NUMERIC, column_tensors
 from serving.errors import PredictorRefusedError, PredictorUnavailableError, UpstreamError
 from serving.http_client import LeanHttpClient, UpstreamUnavailableError
 from serving.predictor_reply import PROTOCOLS, InferReply, PredictorCalls, threshold_of
@@ -33,20 +34,20 @@ class PredictorClient:
     async def get(self, path: str) -> dict[str, Any]:
         return await self._call("GET", path, None)
 
-    async def infer(self, x: np.ndarray, request_id: str, version: str | None = None) -> InferReply:
+    async def infer(
+        self, x: np.ndarray | Mapping[str, np.ndarray], request_id: str, version: str | None = None
+    ) -> InferReply:
+        """`x`: the `[N, F]` float matrix, or a typed spec's raw columns by feature (sent as
+        one tensor per feature, BYTES for text)."""
         path = f"/v2/models/{self.project}" + (f"/versions/{version}" if version else "") + "/infer"
+        if isinstance(x, np.ndarray):
+            matrix = {"name": "features", "datatype": "FP32", "shape": list(x.shape)}
+            inputs = [{**matrix, "data": x.reshape(-1)}]
+        else:
+            inputs = column_tensors(x)
         body = orjson.dumps(
-            {
-                "id": request_id,  # the predictor logs under it: the id the client sees
-                "inputs": [
-                    {
-                        "name": "features",
-                        "datatype": "FP32",
-                        "shape": list(x.shape),
-                        "data": x.reshape(-1),
-                    }
-                ],
-            },
+            # id: the predictor logs under it, the id the client sees
+            {"id": request_id, "inputs": inputs},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
         payload = await self._call("POST", path, body)

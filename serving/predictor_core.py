@@ -3,7 +3,10 @@ mean, whatever the protocol.
 
 The adapters only translate: `serving.predictor` (v2 REST) and `serving.grpc_server`
 (v2 gRPC) decode a request into (model, version, `[N, F]` matrix, wanted outputs, id),
-call `PredictorCore.infer`, and encode the `Inference` it returns. So both protocols
+call `PredictorCore.infer`, and encode the `Inference` it returns. The matrix comes from
+`PredictorCore.matrix`: the `[N, F]` FP32 hot path for an all-float version, or, for a
+typed one (categoricals as BYTES), the served version's own encoder over per-feature
+columns (numpy vocabulary look-ups, no pandas). So both protocols
 share the served-version check, the micro-batcher, the stage metrics, the `threshold`
 parameter and the payload log. Both run on one event loop (gRPC is a `grpc.aio` server).
 """
@@ -18,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import castml
-from castml.protocol.v2_tensors import Tensor, features_matrix
-from castml.spec import ProjectSpec
+from castml.data.tabular_encoding import EncodingError
+from castml.protocol.v2_tensors import Tensor, feature_columns, features_matrix
+from castml.spec import Feature, ProjectSpec
 from castml.web.asgi import new_request_id
+from castml.web.errors import FieldProblem, InvalidFieldsError
 from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
 from serving.model_slot import MicroBatcher, ModelSlot
@@ -36,13 +41,29 @@ EXTENSIONS = ("model_repository", "binary_tensor_data")
 
 
 def output_names(spec: ProjectSpec) -> list[str]:
+    """Every output a version of `spec` may have (the payload log's superset)."""
     return (
         ["probability", "label", "latent"] if spec.is_classification else ["prediction", "latent"]
     )
 
 
-def model_metadata(spec: ProjectSpec, served: ServedModel) -> dict[str, Any]:
-    """Inputs and outputs as the model really takes and returns them."""
+# A raw feature's v2 datatype in a typed request.
+TYPED_DATATYPES = {
+    "float": "FP64",
+    "int": "INT64",
+    "bool": "BOOL",
+    "categorical": "BYTES",
+    "datetime": "BYTES",
+}
+
+
+def _typed_input(feature: Feature) -> dict[str, Any]:
+    return {"name": feature.name, "datatype": TYPED_DATATYPES[feature.dtype], "shape": [-1]}
+
+
+def model_metadata(served: ServedModel) -> dict[str, Any]:
+    """Inputs and outputs as the served version really takes and returns them."""
+    spec = served.spec
     n, latent = len(spec.features), served.model.manifest.latent_dim
     outputs = {
         "probability": ("FP32", [-1]),
@@ -50,24 +71,38 @@ def model_metadata(spec: ProjectSpec, served: ServedModel) -> dict[str, Any]:
         "prediction": ("FP32", [-1]),
         "latent": ("FP32", [-1, latent]),
     }
+    if served.typed:
+        inputs = [_typed_input(f) for f in spec.features]
+        layouts = (
+            "one [-1] tensor per feature named as in feature_names, with the datatype of "
+            "inputs (BYTES: JSON strings, null for a missing value)"
+        )
+    else:
+        inputs = [{"name": MATRIX_INPUT, "datatype": "FP32", "shape": [-1, n]}]
+        layouts = (
+            f"one FP32 [-1, {n}] tensor (any name) in feature_names order, "
+            "or one FP32 [-1] tensor per feature named as in feature_names"
+        )
     return {
-        "name": spec.name,
+        "name": served.project,
         "versions": [served.version],
-        "platform": "castml_ae_gbm",
-        "inputs": [{"name": MATRIX_INPUT, "datatype": "FP32", "shape": [-1, n]}],
+        "platform": f"castml_{served.model.manifest.family}",
+        "inputs": inputs,
         "outputs": [
             {"name": name, "datatype": outputs[name][0], "shape": outputs[name][1]}
-            for name in output_names(spec)
+            for name in served.outputs
         ],
         "parameters": {
             "feature_names": spec.feature_names,
-            "layouts": (
-                f"one FP32 [-1, {n}] tensor (any name) in feature_names order, "
-                "or one FP32 [-1] tensor per feature named as in feature_names"
-            ),
+            "layouts": layouts,
             "threshold": served.model.manifest.threshold,
         },
     }
+
+
+def encoding_problems(exc: EncodingError) -> InvalidFieldsError:
+    """The encoder's refusal as the one 400 body, each problem under its feature."""
+    return InvalidFieldsError([FieldProblem(p.feature, p.message, None) for p in exc.problems])
 
 
 @dataclass(frozen=True)
@@ -96,8 +131,7 @@ class PredictorCore:
         self.max_rows = max_rows
         self.metrics = slot.metrics or ServerMetrics("predictor")
         self.batcher = MicroBatcher(self.metrics, max_rows) if microbatch else None
-        self.outputs = output_names(self.spec)
-        self.feature_names = self.spec.feature_names  # a property that builds a list
+        self.outputs = output_names(self.spec)  # a superset; a version answers its own
         self.payload_log: PayloadLog | None = None  # set when CASTML_LOGGER_URL is
         self.pin: SharedPin | None = None  # set in a worker of `--workers > 1`
         self.rollout_timeout_s = 60.0  # how long a load call waits for the other workers
@@ -121,19 +155,27 @@ class PredictorCore:
     def ready(self) -> bool:
         return self.slot.ready
 
-    def matrix(self, tensors: list[Tensor]) -> np.ndarray:
+    def matrix(self, served: ServedModel, tensors: list[Tensor]) -> np.ndarray:
+        """The model's `[N, F]` float32 input for `served`, from either request layout."""
         if not tensors:
             raise BadRequestError("the request has no inputs")
-        return features_matrix(tensors, self.feature_names, self.max_rows)
+        if not served.typed:  # the all-float hot path (`make bench`): nothing added here
+            return features_matrix(tensors, served.feature_names, self.max_rows)
+        columns = feature_columns(tensors, served.feature_names, self.max_rows)
+        try:
+            return served.encoding.encode(columns, np.float32)  # type: ignore[union-attr]
+        except EncodingError as exc:
+            raise encoding_problems(exc) from None
 
-    def wanted(self, names: Sequence[str]) -> list[str]:
+    def wanted(self, served: ServedModel, names: Sequence[str]) -> list[str]:
         """The outputs asked for (all when none are named); an unknown one is the caller's."""
+        known = served.outputs
         if not names:
-            return self.outputs
-        unknown = [n for n in names if n not in self.outputs]
+            return list(known)
+        unknown = [n for n in names if n not in known]
         if unknown:
             raise BadRequestError(
-                f"unknown output(s) {', '.join(unknown)}; this model has {', '.join(self.outputs)}"
+                f"unknown output(s) {', '.join(unknown)}; this model has {', '.join(known)}"
             )
         return list(names)
 
@@ -188,7 +230,7 @@ class PredictorCore:
         return {"name": SERVER_NAME, "version": castml.__version__, "extensions": list(EXTENSIONS)}
 
     def model_metadata(self, served: ServedModel) -> dict[str, Any]:
-        return model_metadata(self.spec, served)
+        return model_metadata(served)
 
     async def load(self, name: str | None, ref: str | None) -> dict[str, Any]:
         """The repository extension's load: switch to `ref` (the default when None)."""

@@ -6,6 +6,7 @@ for v2 gRPC) import, so neither imports the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,8 +43,10 @@ class PredictorCalls(Protocol):
     """What the transformer needs from the predictor, whatever the protocol."""
 
     async def infer(
-        self, x: np.ndarray, request_id: str, version: str | None = None
-    ) -> InferReply: ...
+        self, x: np.ndarray | Mapping[str, np.ndarray], request_id: str, version: str | None = None
+    ) -> InferReply:
+        """`x`: the `[N, F]` float matrix, or a typed spec's raw columns by feature."""
+        ...
 
     async def ready(self) -> bool: ...
 

@@ -8,14 +8,13 @@ from typing import Any
 
 import uvicorn
 
-from castml.spec import load_spec
 from castml.web.asgi import App
 from serving.metrics import ServerMetrics
 from serving.model_slot import ModelSlot
 from serving.predictor import build_app
 from serving.predictor_core import PredictorCore
 from serving.settings import ServingSettings, serving_settings
-from serving.version_store import LocalStore, RegistryStore, VersionSource
+from serving.version_store import LocalStore, RegistryStore, VersionSource, startup_spec
 from serving.worker_pin import SharedPin
 
 log = logging.getLogger("serving")
@@ -33,7 +32,10 @@ def predictor_app(
     settings: ServingSettings, project: str | None = None, grpc_port: int | None = None
 ) -> tuple[App, PredictorCore]:
     """The predictor app; it pins its version at start-up (lifespan), before it answers."""
-    spec = load_spec(project or settings.project)
+    # Bundled, or (a project trained from a spec path) the spec its version carries.
+    spec = startup_spec(
+        project or settings.project, settings.model_version, lambda n: version_source(settings, n)
+    )
     slot = ModelSlot(version_source(settings, spec.name), spec, ServerMetrics("predictor"))
     predictor = PredictorCore(
         slot, settings.model_version, settings.max_batch_rows, settings.microbatch

@@ -15,6 +15,12 @@ CASTML_CONFIDENCE_MEDIUM (0.2), otherwise `low`. A probability at the threshold 
 uncertain as the model gets; one at 0 or 1 is as sure. The threshold comes with every
 infer reply (`parameters.threshold`), so no metadata call is needed when versions change.
 
+Typed specs (categoricals, ints, datetimes, imputed missing values): records are checked
+field by field (`serving.validation.TypedValidator`) and forwarded as raw columns, one v2
+tensor per feature (BYTES for text); the predictor encodes them with the served version's
+vocabularies. A project that is not bundled gets its spec from its registered version.
+`latent_features` is empty for a family without a latent output.
+
 Payload logging is the predictor's alone, in both modes: the transformer forwards the
 request id the client sent (x-request-id, or v2's `id`), or the one it made and answers
 with, and the predictor logs the request under it.
@@ -33,15 +39,27 @@ from castml.protocol.transformer_answer import (
     batch_answer,
     instance_answers,
 )
-from castml.protocol.v2_tensors import features_matrix, output_json, tensors_from_json
-from castml.spec import load_spec
+from castml.protocol.v2_tensors import (
+    feature_columns,
+    features_matrix,
+    output_json,
+    tensors_from_json,
+)
 from castml.web.asgi import App, Request, Response, encode_header, json_response, new_request_id
 from serving.errors import BadRequestError, NotFoundError
 from serving.metrics import ServerMetrics
 from serving.predictor_client import predictor_client
 from serving.predictor_reply import InferReply
 from serving.settings import ServingSettings
-from serving.validation import FeatureValidator
+from serving.validation import FeatureValidator, TypedValidator, is_typed
+from serving.version_store import startup_spec
+
+# What preprocess hands on: the all-float `[N, F]` matrix, or raw typed columns by feature.
+Inputs = np.ndarray | dict[str, np.ndarray]
+
+
+def row_count(x: Inputs) -> int:
+    return len(x) if isinstance(x, np.ndarray) else len(next(iter(x.values())))
 
 
 def confidence(probability: np.ndarray, threshold: float, high: float, medium: float) -> list[str]:
@@ -68,8 +86,16 @@ class Call:
 class Transformer:
     def __init__(self, settings: ServingSettings, project: str | None = None) -> None:
         self.settings = settings
-        self.spec = load_spec(project or settings.project)
+        from serving.server import version_source  # asked only for an unbundled project
+
+        self.spec = startup_spec(
+            project or settings.project,
+            settings.model_version,
+            lambda name: version_source(settings, name),
+        )
+        self.typed = is_typed(self.spec)
         self.validator = FeatureValidator(self.spec, settings.max_batch_rows)
+        self.typed_validator = TypedValidator(self.spec, settings.max_batch_rows)
         self.client = predictor_client(
             settings.predictor_protocol,
             settings.predictor_url,
@@ -82,8 +108,15 @@ class Transformer:
 
     # KServe's hooks
 
-    def preprocess(self, payload: Any, call: Call) -> np.ndarray:
-        """The body, every field validated (400 naming each problem), as `[N, F]` float32."""
+    def preprocess(self, payload: Any, call: Call) -> Inputs:
+        """The body, every field validated (400 naming each problem), as `[N, F]` float32
+        (raw columns by feature for a typed spec)."""
+        if call.v2 and self.typed:
+            tensors = tensors_from_json(payload, nulls=True)
+            if payload.get("id"):
+                call.request_id = str(payload["id"])
+            # Per value, the predictor's encoder checks them (types, vocabularies, missing).
+            return feature_columns(tensors, self.spec.feature_names, self.settings.max_batch_rows)
         if call.v2:
             x = features_matrix(
                 tensors_from_json(payload), self.spec.feature_names, self.settings.max_batch_rows
@@ -100,9 +133,11 @@ class Transformer:
         records = payload["instances"] if call.batch else [payload["features"]]
         if not isinstance(records, list):
             raise BadRequestError("'instances' must be a list of records")
+        if self.typed:
+            return self.typed_validator.records(records, call.batch)
         return self.validator.records(records, call.batch)
 
-    async def predict(self, x: np.ndarray, call: Call, version: str | None) -> InferReply:
+    async def predict(self, x: Inputs, call: Call, version: str | None) -> InferReply:
         """The predictor's answer; it logs the request under `call.request_id`."""
         return await self.client.infer(x, call.request_id, version)
 
@@ -111,7 +146,11 @@ class Transformer:
         out = reply.outputs
         if call.v2:
             return self._v2_answer(reply, call)
-        latent = out["latent"].astype(np.float64).round(6).tolist()
+        latent = (
+            out["latent"].astype(np.float64).round(6).tolist()
+            if "latent" in out
+            else [[] for _ in range(len(next(iter(out.values()))))]  # the family has none
+        )
         version = f"{self.spec.name}/{reply.model_version}"
         elapsed = round((time.perf_counter() - call.started) * 1000, 3)
         if self.spec.is_classification:
@@ -174,7 +213,7 @@ class Transformer:
             ],
         )
         self.metrics.total.observe(time.perf_counter() - started)
-        self.metrics.rows_child.inc(len(x))
+        self.metrics.rows_child.inc(row_count(x))
         return response
 
     async def predict_v1(self, request: Request) -> Response:

@@ -8,6 +8,10 @@ cached version needs no download, no `mlflow` import and no MLflow.
 Untrusted bytes never reach LightGBM in this process first (issue 10 §2): a version's
 files are checked against their digests, then trial-loaded in a child process
 (serving.trial_load); only then are they loaded here.
+
+The served version's own spec and encoding (`spec.yaml`, `encoding.json` in its model
+folder, DESIGN §4) say what it takes; the spec bundled with the package only names the
+project (and serves versions written before the spec travelled with them).
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from castml.data.tabular_encoding import EncodingState
+from castml.errors import CastmlError, SpecError
 from castml.runtime.loaded_model import LoadedModel, load_model
-from castml.spec import ProjectSpec
+from castml.runtime.model_bundle import SPEC_FILE, has_encoding, read_encoding, read_spec
+from castml.spec import ProjectSpec, load_spec
 from serving import version_verdicts
 from serving.errors import NotFoundError, VersionRefusedError
 from serving.registry_store import (
@@ -46,6 +54,7 @@ __all__ = [
     "load_version",
     "prepare_version",
     "smoke_rows",
+    "startup_spec",
 ]
 
 log = logging.getLogger("serving")
@@ -61,10 +70,66 @@ class ServedModel:
     model: LoadedModel
     background: np.ndarray | None
     loaded_at: float
+    spec: ProjectSpec  # the version's own (the bundled one for versions that carry none)
+    encoding: EncodingState | None = None
+    # Set once at load, read per request (the spec's properties build lists):
+    feature_names: tuple[str, ...] = ()  # the raw inputs, in spec order
+    outputs: tuple[str, ...] = ()  # what `model.predict` returns, in answer order
+    # Raw typed values go through `encoding.encode`; False: the all-float `[N, F]` hot path.
+    typed: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.project}/{self.version}"
+
+
+def output_names(spec: ProjectSpec, latent_dim: int) -> tuple[str, ...]:
+    """The outputs a version answers: by task, and `latent` only when its family has one."""
+    names = ["probability", "label"] if spec.is_classification else ["prediction"]
+    return (*names, "latent") if latent_dim > 0 else tuple(names)
+
+
+def needs_encoding(spec: ProjectSpec, encoding: EncodingState | None) -> bool:
+    """Whether raw values must pass the encoder: anything but complete floats, as they are."""
+    if encoding is None:
+        return False
+    plain = all(f.dtype == "float" and f.missing == "refuse" for f in spec.features)
+    return not plain or bool(spec.derived)
+
+
+def version_spec(model_dir: Path, fallback: ProjectSpec) -> ProjectSpec:
+    """The spec a version was trained under; `fallback` for one written before it travelled."""
+    if not (model_dir / SPEC_FILE).is_file():
+        return fallback
+    try:
+        spec = read_spec(model_dir)
+    except Exception as exc:  # the version's file: a refusal, not a server error
+        raise VersionRefusedError(f"its {SPEC_FILE} is unreadable: {type(exc).__name__}") from exc
+    # Served under the registered model's name, whatever the name it was trained under.
+    return spec if spec.name == fallback.name else spec.model_copy(update={"name": fallback.name})
+
+
+def startup_spec(project: str, ref: str, source_for: Callable[[str], VersionSource]) -> ProjectSpec:
+    """The spec a server starts with: the bundled one, else the one `ref`'s version carries.
+
+    A project that is not bundled with the package (trained from a spec path) is served
+    from its registered version alone: the generic serving image (issue 11 §2).
+    `source_for(project)`: where its versions come from (asked only for such a project).
+    """
+    try:
+        return load_spec(project)
+    except SpecError as not_bundled:
+        try:
+            source = source_for(project)
+            folder = source.fetch(source.resolve(ref))
+        except CastmlError as exc:
+            # Neither bundled nor served from the registry: the project name is the problem
+            # to fix first (a configuration error), with the registry's answer beside it.
+            raise SpecError(f"{not_bundled}; and its version {ref}: {exc}") from exc
+        if not (folder / MODEL_SUBDIR / SPEC_FILE).is_file():
+            raise SpecError(f"{not_bundled}; and its version {ref} carries no spec") from None
+        spec = read_spec(folder / MODEL_SUBDIR)
+        return spec if spec.name == project else spec.model_copy(update={"name": project})
 
 
 class VersionSource(Protocol):
@@ -112,6 +177,30 @@ def smoke_rows(spec: ProjectSpec) -> np.ndarray:
     return np.asarray([mid, mid], dtype=np.float32)
 
 
+def smoke_matrix(spec: ProjectSpec, encoding: EncodingState | None) -> np.ndarray:
+    """Two rows the model must predict: `smoke_rows`, encoded when the version is typed.
+
+    Typed: numbers in the middle of their bounds (or normal range), the first category of
+    each vocabulary, false, and a fixed date; through the version's own encoder.
+    """
+    if encoding is None or not needs_encoding(spec, encoding):
+        return smoke_rows(spec)
+    columns: dict[str, np.ndarray] = {}
+    for feature, state in zip(spec.features, encoding.features, strict=True):
+        value: object
+        if feature.dtype in {"float", "int"}:
+            low, high = feature.normal or feature.bounds
+            value = (low + high) / 2 if feature.dtype == "float" else float((low + high) // 2)
+        elif feature.dtype == "categorical":
+            value = state.vocabulary[0] if state.vocabulary else None
+        elif feature.dtype == "bool":
+            value = False
+        else:
+            value = "2024-01-01T12:00:00"
+        columns[feature.name] = np.asarray([value, value], dtype=object)
+    return np.ascontiguousarray(encoding.encode(columns, np.float32))
+
+
 def prepare_version(
     source: VersionSource, spec: ProjectSpec, ref: str, trial_timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> tuple[str, Path]:
@@ -129,8 +218,15 @@ def prepare_version(
         folder = source.fetch(version)
         digests = served(folder)
         if not version_verdicts.trusted(folder, digests):
+            model_dir = folder / MODEL_SUBDIR
+            own = version_spec(model_dir, spec)
+            encoding = read_encoding(model_dir) if has_encoding(model_dir) else None
             seconds = trial_load(
-                folder, version, spec.feature_names, smoke_rows(spec), trial_timeout_s
+                folder,
+                version,
+                own.model_input_names,
+                smoke_matrix(own, encoding),
+                trial_timeout_s,
             )
             log.warning("version %s passed its trial load in %.2f s", version, seconds)
             version_verdicts.trust(folder, digests)
@@ -143,8 +239,18 @@ def prepare_version(
 def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedModel:
     """Prepare (resolve, fetch, verify, trial-load), then load and smoke-test in process."""
     version, folder = prepare_version(source, spec, ref)
+    model_dir = folder / MODEL_SUBDIR
     try:
-        model = load_model(folder / MODEL_SUBDIR)
+        own = version_spec(model_dir, spec)
+        encoding = read_encoding(model_dir) if has_encoding(model_dir) else None
+    except VersionRefusedError as exc:
+        raise VersionRefusedError(f"version {version}: {exc}") from exc
+    except Exception as exc:
+        raise VersionRefusedError(
+            f"version {version}: its encoding is unreadable: {type(exc).__name__}"
+        ) from exc
+    try:
+        model = load_model(model_dir)
         background_path = folder / BACKGROUND_FILE
         background = (
             np.ascontiguousarray(np.load(background_path), dtype=np.float32)
@@ -155,22 +261,41 @@ def load_version(source: VersionSource, spec: ProjectSpec, ref: str) -> ServedMo
         raise VersionRefusedError(
             f"version {version} failed to load: {type(exc).__name__}"
         ) from exc
-    _smoke_test(model, spec, version, background)
-    return ServedModel(spec.name, version, model, background, time.time())
+    _smoke_test(model, own, encoding, version, background)
+    return ServedModel(
+        spec.name,
+        version,
+        model,
+        background,
+        time.time(),
+        own,
+        encoding,
+        tuple(own.feature_names),
+        output_names(own, model.manifest.latent_dim),
+        needs_encoding(own, encoding),
+    )
 
 
 def _smoke_test(
-    model: LoadedModel, spec: ProjectSpec, version: str, background: np.ndarray | None
+    model: LoadedModel,
+    spec: ProjectSpec,
+    encoding: EncodingState | None,
+    version: str,
+    background: np.ndarray | None,
 ) -> None:
-    if model.features != spec.feature_names:
+    """The version's model against its own spec: its inputs, and a prediction that works."""
+    if model.features != spec.model_input_names:
         raise VersionRefusedError(
             f"version {version} expects other features than the '{spec.name}' spec"
         )
-    if background is not None and background.shape[1:] != (len(spec.features),):
+    if background is not None and background.shape[1:] != (len(model.features),):
         raise VersionRefusedError(
             f"version {version}: background has shape {list(background.shape)}"
         )
-    rows = smoke_rows(spec)
+    try:
+        rows = smoke_matrix(spec, encoding)
+    except Exception as exc:
+        raise VersionRefusedError(f"version {version} failed to encode smoke rows: {exc}") from exc
     try:
         out = model.predict(rows)
     except Exception as exc:

@@ -57,7 +57,10 @@ class InstanceAnswer(_Strict):
 
     prediction: ClassPrediction | ValuePrediction
     latent_features: list[float] = Field(
-        description="The AutoEncoder's latent vector of the instance, rounded to 6 places."
+        description=(
+            "The AutoEncoder's latent vector of the instance (ae_gbm), rounded to 6 places; "
+            "empty for a model family without one (gbm, xgboost)."
+        )
     )
     processing_time_ms: float = Field(ge=0.0, description="Time the transformer took.")
     model_version: str = Field(

@@ -2,6 +2,9 @@
 
 Accepts the two layouts of DESIGN.md §4: one `[N, F]` tensor in spec feature order,
 or one `[N]` tensor per feature. Every check is vectorised: no per-row Python.
+Typed specs (categoricals, datetimes) send `BYTES` tensors, as JSON strings (null: a
+missing value), and `BOOL`; `feature_columns` hands them on by name as numpy arrays for
+the version's encoder. `features_matrix`, the all-float hot path, takes numbers only.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ NUMERIC: dict[str, np.dtype[Any]] = {
     "UINT64": np.dtype(np.uint64),
 }
 V2_DATATYPE = {np.dtype(v): k for k, v in NUMERIC.items()}
+BYTES = "BYTES"
+BOOL = "BOOL"
+# Datatypes that `feature_columns` takes besides the numeric ones (JSON `data` only).
+TYPED = (BYTES, BOOL)
 BINARY_HEADER = "inference-header-content-length"
 # A request full of NaN names this many cells; the message says how many more there are.
 MAX_NAMED_CELLS = 100
@@ -39,7 +46,7 @@ class Tensor:
     name: str
     datatype: str
     shape: tuple[int, ...]
-    values: np.ndarray  # flat, numeric
+    values: np.ndarray  # flat: numeric; bool (BOOL); str, or object with None (BYTES)
 
 
 def _shape(name: str, raw: Any) -> tuple[int, ...]:
@@ -52,9 +59,28 @@ def _numeric(name: str, datatype: Any) -> np.dtype[Any]:
     if not isinstance(datatype, str) or datatype not in NUMERIC:
         raise BadRequestError(
             f"input '{name}': datatype {datatype!r} is not supported; "
-            "send FP32 (or another numeric type)"
+            "send FP32 (or another numeric type), BYTES or BOOL"
         )
     return NUMERIC[datatype]
+
+
+def _typed_values(name: str, datatype: str, data: Any) -> np.ndarray:
+    """BYTES (strings, null for a missing value) or BOOL `data`, flat; refused, never coerced."""
+    if not isinstance(data, list):
+        raise BadRequestError(f"input '{name}': 'data' must be a flat list")
+    try:
+        values = np.asarray(data)
+    except ValueError:
+        raise BadRequestError(f"input '{name}': 'data' is ragged; send a flat list") from None
+    if datatype == BOOL:
+        if values.dtype.kind != "b":
+            raise BadRequestError(f"input '{name}': BOOL 'data' must hold true/false only")
+        return values.reshape(-1)
+    # numpy would turn [1, "a"] into text; only strings (and null: missing) are BYTES values.
+    kinds = set(map(type, data))  # one pass in C, not a per-row Python loop
+    if not kinds <= {str, type(None)}:
+        raise BadRequestError(f"input '{name}': BYTES 'data' must hold strings (or null) only")
+    return values.reshape(-1) if type(None) not in kinds else np.asarray(data, dtype=object)
 
 
 def _checked(name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -66,8 +92,14 @@ def _checked(name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
     return values
 
 
-def tensor_from_json(raw: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
-    """One input object of a REST request; `binary` is the tail after the JSON header, if any."""
+def tensor_from_json(
+    raw: Any, binary: memoryview | None, offset: int, nulls: bool = False
+) -> tuple[Tensor, int]:
+    """One input object of a REST request; `binary` is the tail after the JSON header, if any.
+
+    `nulls`: a null in FP32/FP64 data is a missing value (NaN), for a typed version whose
+    encoder imputes or refuses it by name; otherwise a null is refused here.
+    """
     if not isinstance(raw, dict):
         raise BadRequestError(
             "each entry of 'inputs' must be an object with name, shape, datatype, data"
@@ -76,7 +108,13 @@ def tensor_from_json(raw: Any, binary: memoryview | None, offset: int) -> tuple[
     if not isinstance(name, str) or not name:
         raise BadRequestError("an input has no 'name'")
     shape = _shape(name, raw.get("shape"))
-    dtype = _numeric(name, raw.get("datatype"))
+    datatype = raw.get("datatype")
+    if datatype in TYPED:
+        if "data" not in raw:
+            raise BadRequestError(f"input '{name}': send {datatype} values as JSON 'data'")
+        values = _typed_values(name, datatype, raw["data"])
+        return Tensor(name, datatype, shape, _checked(name, values, shape)), offset
+    dtype = _numeric(name, datatype)
     params = raw.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if "data" in raw:
@@ -86,7 +124,10 @@ def tensor_from_json(raw: Any, binary: memoryview | None, offset: int) -> tuple[
             raise BadRequestError(f"input '{name}': 'data' is ragged; send a flat list") from None
         # A string, null or boolean anywhere makes the array non-numeric: refuse, never coerce.
         if values.dtype.kind not in "iuf":
-            raise BadRequestError(f"input '{name}': 'data' must hold numbers only")
+            with_nulls = _with_nulls(raw["data"], dtype) if nulls else None
+            if with_nulls is None:
+                raise BadRequestError(f"input '{name}': 'data' must hold numbers only")
+            values = with_nulls
         with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
             values = values.reshape(-1).astype(dtype, copy=False)
     elif type(size) is int and binary is not None:
@@ -99,7 +140,37 @@ def tensor_from_json(raw: Any, binary: memoryview | None, offset: int) -> tuple[
     return Tensor(name, raw["datatype"], shape, _checked(name, values, shape)), offset
 
 
-def tensors_from_json(payload: Any, binary: memoryview | None = None) -> list[Tensor]:
+def _with_nulls(data: Any, dtype: np.dtype[Any]) -> np.ndarray | None:
+    """Numbers and nulls (missing: NaN) as floats; None when anything else is there."""
+    if dtype.kind != "f" or not isinstance(data, list):
+        return None
+    if not all(v is None or type(v) in (int, float) for v in data):  # the rarer, null path
+        return None
+    return np.asarray(data, dtype=np.float64)
+
+
+def column_tensors(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per-feature v2 JSON tensors for raw typed columns (a missing value is null):
+    bool -> BOOL, integers -> INT64, floats -> FP64, text (str or object) -> BYTES."""
+    tensors = []
+    for name, values in columns.items():
+        kind = values.dtype.kind
+        if kind == "b":
+            datatype, data = BOOL, values.tolist()
+        elif kind in "iu":
+            datatype, data = "INT64", values.tolist()
+        elif kind == "f":
+            datatype = "FP64"
+            data = [None if v != v else v for v in values.tolist()]  # NaN (missing): null
+        else:
+            datatype, data = BYTES, values.tolist()
+        tensors.append({"name": name, "datatype": datatype, "shape": [len(values)], "data": data})
+    return tensors
+
+
+def tensors_from_json(
+    payload: Any, binary: memoryview | None = None, nulls: bool = False
+) -> list[Tensor]:
     if not isinstance(payload, dict):
         raise BadRequestError("a v2 request is a JSON object with an 'inputs' list")
     inputs = payload.get("inputs")
@@ -107,7 +178,7 @@ def tensors_from_json(payload: Any, binary: memoryview | None = None) -> list[Te
         raise BadRequestError("'inputs' must be a non-empty list of tensors")
     tensors, offset = [], 0
     for raw in inputs:
-        tensor, offset = tensor_from_json(raw, binary, offset)
+        tensor, offset = tensor_from_json(raw, binary, offset, nulls)
         tensors.append(tensor)
     return tensors
 
@@ -135,6 +206,8 @@ def features_matrix(tensors: list[Tensor], features: Sequence[str], max_rows: in
     if len(tensors) == 1 and len(tensors[0].shape) == 2:
         tensor = tensors[0]
         rows, cols = tensor.shape
+        if tensor.values.dtype.kind not in "iuf":
+            raise _not_numeric(tensor)
         if cols != n_features:
             raise BadRequestError(
                 f"input '{tensor.name}': shape {list(tensor.shape)} needs {n_features} columns "
@@ -145,20 +218,11 @@ def features_matrix(tensors: list[Tensor], features: Sequence[str], max_rows: in
         by_name = {t.name: t for t in tensors}
         if len(by_name) != len(tensors):
             raise BadRequestError("input names must be unique")
-        missing = [f for f in features if f not in by_name]
-        known = set(features)
-        unknown = [n for n in by_name if n not in known]
-        if missing or unknown:
-            parts = []
-            if missing:
-                parts.append(f"missing input(s): {', '.join(missing)}")
-            if unknown:
-                parts.append(f"unknown input(s): {', '.join(unknown)}")
-            raise BadRequestError(
-                "send one [N, F] tensor or one [N] tensor per feature; " + "; ".join(parts)
-            )
+        _name_check(by_name, features)
         rows = tensors[0].values.size
         for t in tensors:
+            if t.values.dtype.kind not in "iuf":
+                raise _not_numeric(t)
             if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1) or t.values.size != rows:
                 raise BadRequestError(
                     f"input '{t.name}': per-feature tensors must all have shape [N] (or [N, 1]) "
@@ -174,6 +238,66 @@ def features_matrix(tensors: list[Tensor], features: Sequence[str], max_rows: in
         matrix = tensors[0].name if len(tensors) == 1 and len(tensors[0].shape) == 2 else None
         raise InvalidFieldsError(non_finite_problems(x, features, matrix))
     return x
+
+
+def _not_numeric(tensor: Tensor) -> BadRequestError:
+    return BadRequestError(
+        f"input '{tensor.name}': datatype {tensor.datatype} is not supported by this model, "
+        "whose features are all numbers; send FP32"
+    )
+
+
+def _name_check(by_name: Mapping[str, Tensor], features: Sequence[str]) -> None:
+    missing = [f for f in features if f not in by_name]
+    known = set(features)
+    unknown = [n for n in by_name if n not in known]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s): {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown input(s): {', '.join(unknown)}")
+        raise BadRequestError(
+            "send one [N, F] tensor or one [N] tensor per feature; " + "; ".join(parts)
+        )
+
+
+def feature_columns(
+    tensors: list[Tensor], features: Sequence[str], max_rows: int
+) -> dict[str, np.ndarray]:
+    """Raw values by feature name, for a typed spec's encoder (which checks each value).
+
+    Either layout: one tensor per feature (BYTES for categorical and datetime values,
+    numbers or BOOL for the others), or one `[N, F]` tensor in spec order (all one type).
+    """
+    if len(tensors) == 1 and len(tensors[0].shape) == 2:
+        tensor = tensors[0]
+        rows, cols = tensor.shape
+        if cols != len(features):
+            raise BadRequestError(
+                f"input '{tensor.name}': shape {list(tensor.shape)} needs {len(features)} "
+                f"columns (one per feature, in spec order), got {cols}"
+            )
+        matrix = tensor.values.reshape(rows, cols)
+        columns = {name: matrix[:, i] for i, name in enumerate(features)}
+    else:
+        by_name = {t.name: t for t in tensors}
+        if len(by_name) != len(tensors):
+            raise BadRequestError("input names must be unique")
+        _name_check(by_name, features)
+        rows = tensors[0].values.size
+        for t in tensors:
+            if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1) or t.values.size != rows:
+                raise BadRequestError(
+                    f"input '{t.name}': per-feature tensors must all have shape [N] (or [N, 1]) "
+                    f"with the same N; got {list(t.shape)}"
+                )
+        columns = {name: by_name[name].values for name in features}
+    if rows == 0:
+        raise BadRequestError("the request has no rows")
+    if rows > max_rows:
+        raise BadRequestError(f"the request has {rows} rows; the limit is {max_rows}")
+    return columns
 
 
 def non_finite_problems(

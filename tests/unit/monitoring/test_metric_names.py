@@ -49,10 +49,11 @@ def exported(tmp_path: Path) -> set[str]:
     write_gauges(path, result)
     names |= _series(text_string_to_metric_families(path.read_text()))
     try:
-        from serving.metrics import ServerMetrics
+        from serving.metrics import KnowledgeMetrics, ServerMetrics
     except ImportError:  # serving is optional for the monitoring image
         return names
-    return names | _series(ServerMetrics("predictor").registry.collect())
+    names |= _series(ServerMetrics("predictor").registry.collect())
+    return names | _series(KnowledgeMetrics("diecast", 10).registry.collect())
 
 
 def _exprs(node: Any) -> Iterator[str]:
