@@ -28,12 +28,14 @@ from tests.support.chart_run import (
 )
 from tests.support.chart_run_process import sandbox_ready
 from tests.support.chart_run_render import render, scenarios
+from tests.support.chart_run_spec import ProcessSpec
 
 pytestmark = [pytest.mark.integration]
 
 POSTGRES = "StatefulSet/castml-postgresql/postgresql"
 KFP_HOOK = "Job/castml-kfp-schedule/schedule-diecast"
 COLLECTOR = "Deployment/castml-collector/collector"
+MLFLOW = "Deployment/castml-mlflow/mlflow"
 CANARY = "InferenceService/diecast/canary-predictor/kserve-container"
 SKIP_POSTGRES = {
     POSTGRES: "the PostgreSQL image itself (we do not build it): a real PostgreSQL from "
@@ -112,22 +114,88 @@ def test_the_canary_predictor_starts(
     assert [r.status for r in results] == ["passed"], table
 
 
-def test_a_broken_container_is_reported_failed(
-    sandbox: None, registered_diecast: RegisteredProject, tmp_path: Path
+def _wrong_command(spec: ProcessSpec) -> ProcessSpec:
+    return dataclasses.replace(spec, argv=[*spec.argv[:-3], "serve", *spec.argv[-2:]])
+
+
+def _missing_backend_uri(spec: ProcessSpec) -> ProcessSpec:
+    # The MLflow image's entry script needs its database: it must stop and say so.
+    env = {k: v for k, v in spec.env.items() if k != "MLFLOW_BACKEND_STORE_URI"}
+    return dataclasses.replace(spec, env=env)
+
+
+def _home_outside_volumes(spec: ProcessSpec) -> ProcessSpec:
+    return dataclasses.replace(spec, env={**spec.env, "CASTML_HOME": "/var/lib/castml-elsewhere"})
+
+
+@pytest.mark.parametrize(
+    ("ref", "breakage"),
+    [
+        (COLLECTOR, _wrong_command),
+        (MLFLOW, _missing_backend_uri),
+        (COLLECTOR, _home_outside_volumes),
+    ],
+    ids=["wrong command", "missing env var", "write outside the volumes"],
+)
+def test_a_broken_render_is_reported_failed(
+    ref: str,
+    breakage: Callable[[ProcessSpec], ProcessSpec],
+    sandbox: None,
+    registered_diecast: RegisteredProject,
+    tmp_path: Path,
 ) -> None:
-    """The harness can fail: the collector with its home outside its volumes must not pass."""
+    """The harness can fail: a container broken three ways must not pass."""
     objects = render("minimal")
     tmp_path.chmod(0o755)
     the_plan = plan(
         objects, tmp_path, "minimal", external={"castml-mlflow": _port(registered_diecast.uri)}
     )
-    collector = next(s for s in the_plan.specs if s.ref == COLLECTOR)
-    broken = dataclasses.replace(
-        collector, env={**collector.env, "CASTML_HOME": "/var/lib/castml-elsewhere"}
-    )
-    the_plan.specs = [broken]
-    results = run(the_plan, tmp_path, only={COLLECTOR}, start_cap_s=60)
-    assert [r.status for r in results] == ["failed"], report(results)
+    container = next(s for s in the_plan.specs if s.ref == ref)
+    if breakage is _wrong_command:
+        assert container.argv[-4:] == ["collector", "run", "--port", container.argv[-1]]
+    the_plan.specs = [breakage(container)]
+    results = run(the_plan, tmp_path, only={ref}, start_cap_s=60)
+    table = report(results, f"== chart-run: {ref}, broken ({breakage.__name__})")
+    print("\n" + table)
+    assert [r.status for r in results] == ["failed"], table
+
+
+def settings_env_names() -> set[str]:
+    """Every CASTML_* variable some settings class reads (one class per deployable)."""
+    import castml.settings
+    import monitoring.settings
+    import serving.settings
+
+    classes: list[type] = [castml.settings.PlatformSettings]
+    names: set[str] = set()
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()  # type: ignore[attr-defined]
+        names |= {f"{prefix}{field}".upper() for field in cls.model_fields}  # type: ignore[attr-defined]
+    assert serving.settings and monitoring.settings  # imported for their subclasses
+    return names
+
+
+@pytest.mark.parametrize("scenario", scenarios())
+def test_every_rendered_castml_variable_is_read_by_a_settings_class(scenario: str) -> None:
+    """An env var the code does not read is a typo or a leftover: name container and var."""
+    from tests.support.chart_run_render import workloads
+
+    known = settings_env_names()
+    unread = []
+    for w in workloads(render(scenario, ("knowledge.enabled=true",))):
+        env = w.container.get("env", [])
+        # A variable that only feeds another's $(NAME) expansion is read by the kubelet.
+        expanded = " ".join(str(e.get("value", "")) for e in env)
+        unread += [
+            f"{w.ref}: {e['name']}"
+            for e in env
+            if e["name"].startswith("CASTML_")
+            and e["name"] not in known
+            and f"$({e['name']})" not in expanded
+        ]
+    assert unread == []
 
 
 @pytest.mark.parametrize("scenario", scenarios())
