@@ -129,17 +129,18 @@ def _home_outside_volumes(spec: ProcessSpec) -> ProcessSpec:
 
 
 @pytest.mark.parametrize(
-    ("ref", "breakage"),
+    ("ref", "breakage", "cause"),
     [
-        (COLLECTOR, _wrong_command),
-        (MLFLOW, _missing_backend_uri),
-        (COLLECTOR, _home_outside_volumes),
+        (COLLECTOR, _wrong_command, "No such command 'serve'"),
+        (MLFLOW, _missing_backend_uri, "MLFLOW_BACKEND_STORE_URI"),
+        (COLLECTOR, _home_outside_volumes, "Read-only file system"),
     ],
     ids=["wrong command", "missing env var", "write outside the volumes"],
 )
 def test_a_broken_render_is_reported_failed(
     ref: str,
     breakage: Callable[[ProcessSpec], ProcessSpec],
+    cause: str,
     sandbox: None,
     registered_diecast: RegisteredProject,
     tmp_path: Path,
@@ -158,6 +159,8 @@ def test_a_broken_render_is_reported_failed(
     table = report(results, f"== chart-run: {ref}, broken ({breakage.__name__})")
     print("\n" + table)
     assert [r.status for r in results] == ["failed"], table
+    # ... and for the reason it was broken, not another (e.g. an interpreter not found).
+    assert cause in results[0].log_tail + results[0].detail, results[0].log_tail
 
 
 def settings_env_names() -> set[str]:

@@ -4,7 +4,7 @@
     python chart_run_launch.py SPEC.json
 
 SPEC: {"layer", "mounts": [{"host", "path", "read_only"}], "workdir", "uid", "gid",
-"groups", "no_new_privs", "argv", "env"}.
+"groups", "no_new_privs", "argv", "env", "image": [paths the image stand-in needs]}.
 
 The root filesystem is an overlay of the host's `/` (changes go to a tmpfs in `layer`, so
 mount points can be made without touching the host), with each volume bound at its
@@ -73,6 +73,14 @@ def main(spec_path: str) -> None:
         target = inside(root, m["path"])
         mount("--bind", m["host"], target)
         if m["read_only"]:
+            mount("-o", "remount,bind,ro", target)
+    volumes = [m["path"].rstrip("/") for m in spec["mounts"]]
+    for path in spec.get("image", []):
+        # A volume mounted above the image's own files (the venv standing in for it) must
+        # not hide them: bind them back, read-only, at their place inside the volume.
+        if any(path == v or path.startswith(v + "/") for v in volumes):
+            target = inside(root, path)
+            mount("--bind", path, target)
             mount("-o", "remount,bind,ro", target)
     for system in ("/dev", "/proc", "/sys"):
         mount("--rbind", system, inside(root, system))

@@ -18,6 +18,7 @@ from pathlib import Path
 from tests.support.chart_run_spec import Probe, ProcessSpec
 
 LAUNCHER = Path(__file__).with_name("chart_run_launch.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 0.25
 
 
@@ -56,7 +57,10 @@ class Running:
         layer = run_dir / "layers" / slug
         layer.mkdir(parents=True, exist_ok=True)
         spec_file = run_dir / "layers" / f"{slug}.json"
-        spec_file.write_text(json.dumps({**asdict(spec), "layer": str(layer)}))
+        # The image stand-ins (the repository with its venv, the interpreter's base) stay
+        # visible even under a volume mounted above them (e.g. a clone under /tmp).
+        image = sorted({str(REPO_ROOT), os.path.realpath(sys.base_prefix)})
+        spec_file.write_text(json.dumps({**asdict(spec), "layer": str(layer), "image": image}))
         argv = [
             "unshare",
             "--mount",
