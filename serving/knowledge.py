@@ -50,6 +50,7 @@ from serving.knowledge_store import IndexSource, LocalIndexStore, RegistryIndexS
 from serving.metrics import KnowledgeMetrics
 from serving.predictor import VERSION_HEADER, _load_ref
 from serving.settings import ServingSettings
+from serving.v2_routes import add_v2_routes
 
 SMOKE_QUERY = "gas porosity causes"
 
@@ -331,18 +332,9 @@ def _json_text(value: Any) -> str:
 def build_knowledge_app(server: KnowledgeServer) -> App:
     app = App(server.settings.kb_max_body_bytes)
     s = server
-    app.route("GET", "/v2/health/live", s.live)
-    app.route("GET", "/v2/health/ready", s.ready)
-    app.route("GET", "/v2", s.server_metadata)
-    app.route("GET", "/metrics", s.metrics_endpoint)
+    add_v2_routes(app, s, s.infer_v2)
     app.route("GET", "/v1/models/{model}", s.model_ready)
     app.route("POST", "/v1/models/{model}:predict", s.predict_v1)
-    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        app.route("GET", prefix, s.metadata)
-        app.route("GET", f"{prefix}/ready", s.model_ready)
-        app.route("POST", f"{prefix}/infer", s.infer_v2)
-    app.route("POST", "/v2/repository/index", s.repository_index)
-    app.route("POST", "/v2/repository/models/{model}/load", s.load)
 
     async def startup() -> None:
         if not s.slot.ready:  # `python -m serving knowledge` loads before uvicorn starts

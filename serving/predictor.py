@@ -20,6 +20,7 @@ from castml.protocol.v2_tensors import (
 from castml.web.asgi import App, Request, Response, encode_header, json_response
 from serving.errors import BadRequestError
 from serving.predictor_core import PredictorCore
+from serving.v2_routes import add_v2_routes
 from serving.version_store import ServedModel
 
 VERSION_HEADER = b"x-model-version"
@@ -138,14 +139,5 @@ def _load_ref(payload: Any) -> str | None:
 def build_app(core: PredictorCore, max_body_bytes: int) -> App:
     app = App(max_body_bytes)
     p = RestPredictor(core)
-    app.route("GET", "/v2/health/live", p.live)
-    app.route("GET", "/v2/health/ready", p.ready)
-    app.route("GET", "/v2", p.server_metadata)
-    app.route("GET", "/metrics", p.metrics_endpoint)
-    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        app.route("GET", prefix, p.metadata)
-        app.route("GET", f"{prefix}/ready", p.model_ready)
-        app.route("POST", f"{prefix}/infer", p.infer)
-    app.route("POST", "/v2/repository/index", p.repository_index)
-    app.route("POST", "/v2/repository/models/{model}/load", p.load)
+    add_v2_routes(app, p, p.infer)
     return app
