@@ -74,6 +74,7 @@ class FeatureEncoding:
     vocabulary: tuple[str, ...] = ()
     unknown: Literal["refuse", "other"] = "refuse"
     _sorted: npt.NDArray[np.str_] = field(init=False, repr=False, compare=False)
+    _search: npt.NDArray[np.str_] = field(init=False, repr=False, compare=False)
     _codes: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +85,7 @@ class FeatureEncoding:
         # This saves a clip per call.
         padded = np.concatenate([order, order[-1:]])
         object.__setattr__(self, "_sorted", vocabulary[padded])
+        object.__setattr__(self, "_search", self._sorted[:-1])  # sliced once, not per call
         object.__setattr__(self, "_codes", padded.astype(np.float64))
 
     @property
@@ -96,7 +98,7 @@ class FeatureEncoding:
         """Each value's code (a float, as the design matrix holds it), and whether it is known."""
         if not self.vocabulary:
             return np.full(text.shape, np.nan), np.zeros(text.shape, dtype=bool)
-        position = np.searchsorted(self._sorted[:-1], text)
+        position = self._search.searchsorted(text)  # the method: np.searchsorted adds ~1 us
         return self._codes[position], self._sorted[position] == text
 
     def to_json(self) -> dict[str, Any]:
