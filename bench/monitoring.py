@@ -204,6 +204,7 @@ def bench_ingest(seconds: int = INGEST_S) -> dict[str, Any]:
 def _write_window(logs: Path, rows: int) -> None:
     """100k rows in the collector's layout (its own writer), 30 % of them labeled."""
     from castml.data.diecast import generate
+    from castml.protocol.payload_record import LoggedFeatures
     from castml.spec import load_spec
     from monitoring.parquet_sink import (
         FEEDBACK_DIR,
@@ -230,12 +231,13 @@ def _write_window(logs: Path, rows: int) -> None:
     columns |= {"probability": score, "label": (score >= 0.5).astype(np.int64)}
     columns |= {name: [value] * rows for name, value in constant.items()}
     wal = WriteAheadLog(logs.parent / "wal")
+    schema = inference_schema(LoggedFeatures(tuple(features)))
     day = day_of(time.time())
     step = 20_000  # the collector writes files of at most collector_batch_rows
     for start in range(0, rows, step):
         part = {k: v[start : start + step] for k, v in columns.items()}
         write_atomically(
-            logs, partition("diecast", "1", day), part, inference_schema(features), wal, []
+            logs, partition("diecast", "1", day), part, schema, wal, []
         )
     labeled = slice(0, rows, 3)
     feedback = {

@@ -30,6 +30,7 @@ import pyarrow as pa
 from castml.protocol.payload_record import (
     UNKNOWN_VERSION,
     Feedback,
+    LoggedFeatures,
     PayloadRecord,
     RequestHalf,
     ResponseHalf,
@@ -84,7 +85,7 @@ class _Batches:
 
 class Collector:
     def __init__(
-        self, settings: CollectorSettings, features_of: Callable[[str], list[str]]
+        self, settings: CollectorSettings, features_of: Callable[[str], LoggedFeatures]
     ) -> None:
         self.settings = settings
         self.features_of = features_of
@@ -365,7 +366,7 @@ class Collector:
         schema = inference_schema(features)
 
         def inference(items: list[Item]) -> Callable[[], str]:
-            columns = inference_columns(items, features)
+            columns = inference_columns(items, list(features.names))
             return _writer(self, rel_dir, columns, schema, _all_keys(items))
 
         return inference
@@ -517,7 +518,8 @@ def _table_check(collector: Collector, project: str, group: str, item: Item) -> 
         pa.Table.from_pydict(feedback_columns([item]), schema=FEEDBACK_SCHEMA)  # type: ignore[list-item]
     else:
         features = collector.features_of(project)
-        pa.Table.from_pydict(inference_columns([item], features), schema=inference_schema(features))
+        columns = inference_columns([item], list(features.names))
+        pa.Table.from_pydict(columns, schema=inference_schema(features))
 
 
 _KIND: dict[type, str] = {RequestHalf: "request", ResponseHalf: "response", Feedback: "feedback"}

@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,7 +31,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from castml.errors import CastmlError
-from castml.spec import load_spec
+from castml.protocol.payload_record import LoggedFeatures
+from castml.spec import ProjectSpec, load_spec
 from castml.web.asgi import (
     ClientGoneError,
     Receive,
@@ -54,11 +56,30 @@ RetrainMount = tuple[RetrainPolicy, str]
 BODY_SETTING = "CASTML_COLLECTOR_MAX_BODY_BYTES"
 
 
+def logged_features(spec: ProjectSpec) -> LoggedFeatures:
+    """How a project's features are logged: a typed spec logs categorical and datetime
+    values as text, and may log nulls (a missing value its version imputes)."""
+    text = frozenset(f.name for f in spec.features if f.dtype in {"categorical", "datetime"})
+    typed = bool(text) or any(f.dtype != "float" or f.missing == "impute" for f in spec.features)
+    return LoggedFeatures(tuple(spec.feature_names), text, nullable=typed)
+
+
 @functools.cache
-def spec_features(project: str) -> list[str]:
-    """A project's feature order, by name only: `project` was checked to be a plain name
+def spec_features(project: str) -> LoggedFeatures:
+    """A bundled project's, by name only: `project` was checked to be a plain name
     (`event_ingest.known_features`), so `load_spec` never sees a path from a request."""
-    return load_spec(project).feature_names
+    return logged_features(load_spec(project))
+
+
+def features_lookup(spec_files: Sequence[Path]) -> Callable[[str], LoggedFeatures]:
+    """Bundled projects by name, and the projects of `spec_files` by the names they hold
+    (a project defined by a spec path is served by the generic images too)."""
+    extra = {spec.name: logged_features(spec) for spec in map(load_spec, spec_files)}
+
+    def features_of(project: str) -> LoggedFeatures:
+        return extra[project] if project in extra else spec_features(project)
+
+    return features_of
 
 
 def _json_response(payload: object, status: int = 200) -> Response:
@@ -125,7 +146,7 @@ def build_app(
     collector: Collector | None = None,
     retrain: RetrainMount | None = None,
 ) -> CollectorApp:
-    core = collector or Collector(settings, spec_features)
+    core = collector or Collector(settings, features_lookup(settings.collector_spec_files))
 
     async def ingest_feedback(request: Request) -> Response:
         try:

@@ -68,16 +68,26 @@ def drift_report(
     spec: ProjectSpec,
     method: str | None,
     score_method: str | None,
+    category_method: str | None = "chisquare",
 ) -> Snapshot:
-    """DataDriftPreset (per-column tests) over the features, and ValueDrift on the score."""
-    features = spec.feature_names
+    """DataDriftPreset (per-column tests) over the features, and ValueDrift on the score.
+
+    Each feature is tested as its type: numbers as numerical columns (`method`); categorical
+    and bool features as categorical ones (`category_method`, on category frequencies); a datetime
+    is left out (its values only move forward: every window would "drift").
+    """
+    categorical = [f.name for f in spec.features if f.dtype in {"categorical", "bool"}]
+    numerical = [f.name for f in spec.features if f.dtype in {"float", "int"}]
+    features = [f.name for f in spec.features if f.dtype != "datetime"]
     columns = [*features, SCORE]
+    definition = {"numerical_columns": [*numerical, SCORE], "categorical_columns": categorical}
     report = Report(
         [
             DataDriftPreset(
                 columns=features,
                 drift_share=spec.monitoring.drift_share,
-                method=method or None,
+                num_method=method or None,
+                cat_method=category_method or None,
                 threshold=spec.monitoring.stattest_threshold,
             ),
             ValueDrift(
@@ -89,9 +99,23 @@ def drift_report(
         include_tests=True,
     )
     return report.run(
-        _dataset(current, columns, numerical_columns=columns),
-        _dataset(reference, columns, numerical_columns=columns),
+        _dataset(_as_logged(current, categorical), columns, **definition),
+        _dataset(_as_logged(reference, categorical), columns, **definition),
     )
+
+
+def _as_logged(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """Categories as text on both sides: the log holds a bool as 0/1 and the training
+    reference as True/False, and a category must compare equal across the two."""
+    if not categorical:
+        return frame
+    out = frame.copy()
+    for name in categorical:
+        column = out[name]
+        if column.dtype == bool or column.dtype.kind in "fiu":
+            column = column.astype("float64")  # True/1/1.0 all become "1.0"
+        out[name] = column.astype(str).where(column.notna(), None)
+    return out
 
 
 def quality_report(reference: pd.DataFrame, labeled: pd.DataFrame, spec: ProjectSpec) -> Snapshot:
@@ -167,9 +191,10 @@ def evaluate(
     spec: ProjectSpec,
     method: str | None = "ks",
     score_method: str | None = "ks",
+    category_method: str | None = "chisquare",
 ) -> list[tuple[str, Snapshot]]:
     """Fill `result` in place; returns the snapshots to render, by artifact name."""
-    snapshot = drift_report(reference, current, spec, method, score_method)
+    snapshot = drift_report(reference, current, spec, method, score_method, category_method)
     result.drift_share, result.features, result.prediction_drift = read_drift(snapshot)
     result.dataset_drift = result.drift_share >= spec.monitoring.drift_share
     snapshots = [("drift", snapshot)]

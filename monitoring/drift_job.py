@@ -95,6 +95,7 @@ def run_drift(
             settings.drift_retrain_url, settings.retrain_token, settings.drift_retrain_timeout_s
         )
     spec = load_spec(project)
+    project = spec.name  # `project` may be a spec's path: the registry and logs use its name
     window = Window.ending(parse_window(window_text), end)
     client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
     version, model_run = champion(client, project)
@@ -127,6 +128,7 @@ def run_drift(
                 spec,
                 settings.drift_method or None,
                 settings.drift_score_method or None,
+                settings.drift_category_method or None,
             )
         run_id = start_run(client, result, snapshots, Path(tmp))
         result.retrain = file_retrain(result, spec, filer)

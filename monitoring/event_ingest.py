@@ -22,7 +22,7 @@ import binascii
 import math
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -33,6 +33,8 @@ from castml.protocol.payload_record import (
     INT64_MAX,
     INT64_MIN,
     Half,
+    LoggedFeatures,
+    LoggedValue,
     RequestHalf,
     ResponseHalf,
     check_project,
@@ -41,7 +43,7 @@ from castml.protocol.payload_record import (
 from castml.protocol.v2_tensors import NUMERIC
 from castml.web.errors import BadRequestError, FieldProblem
 
-FeaturesOf = Callable[[str], list[str]]
+FeaturesOf = Callable[[str], LoggedFeatures]
 # v2 datatypes a logged tensor may declare: the numeric ones, and the two non-numeric
 # ones whose values are then refused as non-numeric (422), not as an unknown type (400).
 DATATYPES = frozenset(NUMERIC) | {"BYTES", "BOOL"}
@@ -217,6 +219,38 @@ def _floats(values: list[Any], where: str) -> list[float]:
     return out
 
 
+# A typed project's values (castml.protocol.payload_record.LoggedFeatures): text stays text
+# (capped, as a category or a timestamp never needs more), null is a missing value, and a
+# BOOL tensor's true/false is logged as 1/0.
+MAX_TEXT = 256
+
+
+def _texts(values: list[Any], where: str) -> list[LoggedValue]:
+    for v in values:
+        if v is not None and not isinstance(v, str):
+            raise UnusablePayloadError(f"{where}: expected text (or null), got {str(v)[:40]!r}")
+        if v is not None and len(v) > MAX_TEXT:
+            raise UnusablePayloadError(f"{where}: a value is longer than {MAX_TEXT} characters")
+    return values
+
+
+def _nullable_floats(values: list[Any], where: str) -> list[LoggedValue]:
+    present = [float(v) if isinstance(v, bool) else v for v in values if v is not None]
+    numbers = cast(list[LoggedValue], _floats(present, where))
+    if len(present) == len(values):
+        return numbers
+    it = iter(numbers)
+    return [None if v is None else next(it) for v in values]
+
+
+def _column(values: list[Any], name: str, features: LoggedFeatures) -> list[LoggedValue]:
+    if name in features.text:
+        return _texts(values, name)
+    if features.nullable:
+        return _nullable_floats(values, name)
+    return cast(list[LoggedValue], _floats(values, name))  # no copy on the hot path
+
+
 def _labels(values: list[float]) -> list[int]:
     """Class labels: whole numbers inside int64, the type of the Parquet column."""
     if not all(INT64_MIN <= v < INT64_MAX and v == int(v) for v in values if math.isfinite(v)):
@@ -238,23 +272,27 @@ def _named(tensors: list[Any], where: str) -> dict[str, Any]:
     return by_name
 
 
-def request_rows(data: Any, features: list[str]) -> list[list[float]]:
+def request_rows(data: Any, features: LoggedFeatures) -> list[list[LoggedValue]]:
     """Rows [N][F] in spec order from a v2 request: one [N, F] tensor or one per feature."""
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), list) or not data["inputs"]:
         raise UnusablePayloadError("request has no v2 'inputs'")
     inputs = data["inputs"]
-    width = len(features)
+    names = features.names
+    width = len(names)
     if len(inputs) == 1:
         shape, flat = _tensor(inputs[0], "inputs[0]")
         if len(shape) != 2 or shape[1] != width:
             raise UnusablePayloadError(f"inputs[0]: expected shape [N, {width}], got {shape}")
-        values = _floats(flat, "inputs[0]")
+        if features.text or features.nullable:  # typed: each column by its own kind
+            by_column = [_column(flat[j::width], n, features) for j, n in enumerate(names)]
+            return [list(r) for r in zip(*by_column, strict=True)]
+        values = cast(list[LoggedValue], _floats(flat, "inputs[0]"))
         return [values[i * width : (i + 1) * width] for i in range(shape[0])]
     by_name = _named(inputs, "inputs")
-    missing = [f for f in features if f not in by_name]
+    missing = [f for f in names if f not in by_name]
     if missing:
         raise UnusablePayloadError(f"request lacks feature tensor(s): {', '.join(missing[:5])}")
-    columns = [_floats(_tensor(by_name[f], f)[1], f) for f in features]
+    columns = [_column(_tensor(by_name[f], f)[1], f, features) for f in names]
     n = len(columns[0])
     if any(len(c) != n for c in columns):
         raise UnusablePayloadError("feature tensors differ in length")
@@ -297,7 +335,7 @@ def response_outputs(data: Any) -> Outputs:
     return probability, label, _optional_name(data.get("model_name"), "model_name"), version
 
 
-def known_features(project: str, features_of: FeaturesOf) -> list[str]:
+def known_features(project: str, features_of: FeaturesOf) -> LoggedFeatures:
     """The feature order of a project this collector serves; refuses any other name."""
     check_project(project)
     try:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from castml.errors import CastmlError
-from castml.protocol.payload_record import check_project, check_version
+from castml.protocol.payload_record import LoggedFeatures, check_project, check_version
 from monitoring.wal import WriteAheadLog, fsync_dir
 
 FEEDBACK_DIR = "feedback"
@@ -26,12 +26,16 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 META_COLUMNS = ("inference_service", "namespace", "endpoint", "component")
 
 
-def inference_schema(features: list[str]) -> pa.Schema:
-    """One row per instance of a request; outputs are null on a request orphan."""
+def inference_schema(features: LoggedFeatures) -> pa.Schema:
+    """One row per instance of a request; outputs are null on a request orphan. A text
+    feature (categorical, datetime) is a string column, every other a float32 one."""
     ts = pa.timestamp("ms", tz="UTC")
     return pa.schema(
         [pa.field("request_id", pa.string(), nullable=False), pa.field("row", pa.int32())]
-        + [pa.field(name, pa.float32()) for name in features]
+        + [
+            pa.field(name, pa.string() if name in features.text else pa.float32())
+            for name in features.names
+        ]
         + [
             pa.field("probability", pa.float32()),
             pa.field("label", pa.int64()),

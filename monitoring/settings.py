@@ -59,6 +59,11 @@ class CollectorSettings(PlatformSettings):
     collector_default_project: str = Field(
         "diecast", description="Project of feedback posts that name none."
     )
+    collector_spec_files: list[Path] = Field(
+        default_factory=list,
+        description="Spec files (YAML paths, a JSON list) of projects that are not bundled: "
+        "their traffic is logged too, by the name each spec holds.",
+    )
     collector_wal_dir: Path | None = Field(
         None, description="Write-ahead log folder. Unset: <home>/collector-wal."
     )
@@ -97,6 +102,11 @@ class DriftSettings(PlatformSettings):
     )
     drift_score_method: str = Field(
         "ks", description="Stat test for prediction drift on the model's score."
+    )
+    drift_category_method: str = Field(
+        "chisquare",
+        description="Stat test for categorical and bool features (chisquare: a p-value, read "
+        "against the spec's stattest_threshold like ks). Empty: Evidently's choice by size.",
     )
     drift_metrics_dir: Path | None = Field(
         None,

@@ -154,7 +154,7 @@ class GrpcPredictor:
                 array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
             )
         context.set_trailing_metadata((("x-model-version", served.version),))
-        core.answered(inference, encoding, None, None)
+        core.answered(inference, encoding, core.logged_request(served, tensors), None)
         return response
 
 

@@ -52,7 +52,8 @@ class RestPredictor:
             binary = memoryview(body)[int(json_length) :]
             request.body = body[: int(json_length)]
         payload = request.json()
-        x = core.matrix(served, tensors_from_json(payload, binary, served.typed))
+        tensors = tensors_from_json(payload, binary, served.typed)
+        x = core.matrix(served, tensors)
         wanted = requested_outputs(payload, served.outputs)
         given = payload.get("id") or request.headers.get("x-request-id")
         inference = await core.infer(served, x, wanted, str(given) if given else None, started)
@@ -71,7 +72,8 @@ class RestPredictor:
                 (b"x-request-id", encode_header(inference.request_id)),
             ],
         )
-        core.answered(inference, encoding, request.body if binary is None else None, response.body)
+        logged = request.body if binary is None else core.logged_request(served, tensors)
+        core.answered(inference, encoding, logged, response.body)
         return response
 
     async def live(self, request: Request) -> Response:

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 import castml
 from castml.data.tabular_encoding import EncodingError
-from castml.protocol.v2_tensors import Tensor, feature_columns, features_matrix
+from castml.protocol.v2_tensors import Tensor, column_tensors, feature_columns, features_matrix
 from castml.spec import Feature, ProjectSpec
 from castml.web.asgi import new_request_id
 from castml.web.errors import FieldProblem, InvalidFieldsError
@@ -166,6 +167,16 @@ class PredictorCore:
             return served.encoding.encode(columns, np.float32)  # type: ignore[union-attr]
         except EncodingError as exc:
             raise encoding_problems(exc) from None
+
+    def logged_request(self, served: ServedModel, tensors: list[Tensor]) -> bytes | None:
+        """The request body the payload log needs when there is no JSON body to log (binary
+        tensors, gRPC) and the version is typed: the raw values as per-feature tensors, not
+        the encoded matrix, whose codes the collector could not read back as features.
+        None: log from the model's input (all-float versions), or no payload log."""
+        if self.payload_log is None or not served.typed:
+            return None
+        columns = feature_columns(tensors, served.feature_names, self.max_rows)
+        return orjson.dumps({"inputs": column_tensors(columns)})
 
     def wanted(self, served: ServedModel, names: Sequence[str]) -> list[str]:
         """The outputs asked for (all when none are named); an unknown one is the caller's."""

@@ -59,6 +59,22 @@ def check_version(version: Any) -> str:
     return version
 
 
+@dataclass(frozen=True)
+class LoggedFeatures:
+    """How a project's features are logged: their order; which hold text (categorical and
+    datetime values, kept as the client sent them, so drift compares categories and a
+    retrain reads raw values); whether a value may be missing (null), as a typed spec's
+    imputed features allow."""
+
+    names: tuple[str, ...]
+    text: frozenset[str] = frozenset()
+    nullable: bool = False
+
+
+# A logged feature value: a number, text (a categorical or datetime feature), or missing.
+LoggedValue = float | str | None
+
+
 @dataclass(slots=True)
 class RequestHalf:
     """A logged inference request: its rows `[N][F]` in the spec's feature order."""
@@ -66,7 +82,7 @@ class RequestHalf:
     event_id: str
     project: str
     received_at: float
-    rows: list[list[float]]
+    rows: list[list[LoggedValue]]
     extensions: dict[str, str] = field(default_factory=dict)
     # Older collectors scoped a transformer's halves by component ("transformer:"); such
     # records may still be replayed from a WAL and must keep their keys. New ones: "".

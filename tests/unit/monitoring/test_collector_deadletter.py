@@ -16,7 +16,13 @@ import orjson
 import pandas as pd
 import pyarrow.parquet as pq
 
-from castml.protocol.payload_record import Feedback, RequestHalf, ResponseHalf, encode
+from castml.protocol.payload_record import (
+    Feedback,
+    LoggedFeatures,
+    RequestHalf,
+    ResponseHalf,
+    encode,
+)
 from castml.spec import load_spec
 from monitoring.collector import Collector, QueueFullError
 from monitoring.collector_app import spec_features
@@ -159,7 +165,7 @@ def test_a_burst_of_pairs_against_a_small_bound_splits_no_pair(tmp_path: Path) -
                 await asyncio.sleep(0.02)  # what a sender does on 503: retry after a while
 
     async def run() -> Collector:
-        core = Collector(settings, lambda _: ["x"])
+        core = Collector(settings, lambda _: LoggedFeatures(("x",)))
         await core.start()
         try:
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from castml.cli.logger_cloudevents import binary_event, v2_request, v2_response
-from castml.protocol.payload_record import RequestHalf, ResponseHalf
+from castml.protocol.payload_record import LoggedFeatures, RequestHalf, ResponseHalf
 from monitoring import event_ingest as events
 from monitoring.collector import Held
 from monitoring.collector_app import build_app
@@ -63,7 +63,7 @@ def test_group_commit_reports_a_failed_append(tmp_path: Path) -> None:
 
 
 def test_flat_and_nested_tensors_flatten_alike_and_bools_are_refused() -> None:
-    features = ["a", "b"]
+    features = LoggedFeatures(("a", "b"))
     flat = {"inputs": [{"name": "x", "shape": [2, 2], "data": [1, 2.5, 3, 4]}]}
     nested = {"inputs": [{"name": "x", "shape": [2, 2], "data": [[1, 2.5], [3, 4]]}]}
     assert events.request_rows(flat, features) == [[1.0, 2.5], [3.0, 4.0]]
@@ -97,7 +97,7 @@ def test_raw_asgi_ingest_route_acks_and_the_rest_stays_on_starlette(tmp_path: Pa
     settings = CollectorSettings.model_validate({"home": tmp_path, "collector_token": TOKEN})
     features = [f"f{i}" for i in range(3)]
     app = build_app(settings)
-    app.collector.features_of = lambda _: features
+    app.collector.features_of = lambda _: LoggedFeatures(tuple(features))
     auth = {"authorization": f"Bearer {TOKEN}"}
     request = binary_event("request", "r-1", "diecast", v2_request(np.ones((1, 3)), features))
     score = v2_response(np.array([0.3]), "diecast", "1", "r-1")
