@@ -22,7 +22,7 @@ def attribution_png(
     rows = list(reversed(top))  # largest at the top of the chart
     values = [row["attribution"] for row in rows]
     axes.barh(
-        [f"{row['feature']} = {row['value']:.4g}" for row in rows],
+        [f"{row['feature']} = {_shown(row['value'])}" for row in rows],
         values,
         color=["#c0392b" if v > 0 else "#2471a3" for v in values],
     )
@@ -34,3 +34,10 @@ def attribution_png(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _shown(value: Any) -> str:
+    """A number to 4 significant digits; a category or a timestamp as sent; missing as such."""
+    if value is None:
+        return "missing"
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)

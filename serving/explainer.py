@@ -1,10 +1,15 @@
-"""The explainer: SHAP over the 30 raw features of the version the predictor serves.
+"""The explainer: SHAP over the raw features of the version the predictor serves.
 
 It asks the predictor which version it serves on each request (one small GET), and
 switches its own copy to that version, so an explanation always matches the served
 model. The background is the sample logged with that version. Its work is KServe's
 hooks: `preprocess` (validate), `explain`, `postprocess` (the answer); the REST routes
 only read the request and write the answer.
+
+A typed version (categoricals, missing values, derived calendar parts) is explained in
+its encoded space, which keeps one column per raw feature (a category's code, an imputed
+value) plus one per derived feature: the attribution of `occupation` is that of its code,
+and each answer shows the raw value the client sent.
 """
 
 from __future__ import annotations
@@ -15,19 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from castml.protocol.v2_tensors import features_matrix, tensors_from_json
+from castml.data.tabular_encoding import EncodingError
+from castml.protocol.v2_tensors import feature_columns, features_matrix, tensors_from_json
 from castml.shapley import shapley
-from castml.spec import load_spec
 from castml.web.asgi import App, Request, Response, encode_header, json_response, new_request_id
 from serving import anchors
 from serving.errors import BadRequestError, MethodUnavailableError, NotFoundError
 from serving.metrics import ServerMetrics
 from serving.model_slot import ModelSlot
 from serving.predictor_client import PredictorClient
+from serving.predictor_core import encoding_problems
 from serving.server import version_source
 from serving.settings import ServingSettings
-from serving.validation import FeatureValidator
-from serving.version_store import ServedModel
+from serving.transformer import Inputs, row_count
+from serving.validation import FeatureValidator, TypedValidator, is_typed
+from serving.version_store import ServedModel, startup_spec
 
 METHOD = "shap-permutation-antithetic"
 MAX_INSTANCES = 16
@@ -37,10 +44,18 @@ MAX_PERMUTATIONS = 64
 class Explainer:
     def __init__(self, settings: ServingSettings, project: str | None = None) -> None:
         self.settings = settings
-        self.spec = load_spec(project or settings.project)
+        self.spec = startup_spec(
+            project or settings.project,
+            settings.model_version,
+            lambda name: version_source(settings, name),
+        )
+        self.typed = is_typed(self.spec)
+        # Attributions are per model input: the raw features, then any derived ones.
+        self.names = self.spec.model_input_names if self.typed else self.spec.feature_names
         self.metrics = ServerMetrics("explainer")
         self.slot = ModelSlot(version_source(settings, self.spec.name), self.spec, self.metrics)
         self.validator = FeatureValidator(self.spec, MAX_INSTANCES)
+        self.typed_validator = TypedValidator(self.spec, MAX_INSTANCES)
         self.predictor = PredictorClient(
             settings.predictor_url, self.spec.name, settings.predictor_timeout_s
         )
@@ -55,16 +70,24 @@ class Explainer:
 
     # KServe's hooks
 
-    def preprocess(self, payload: Any, v2: bool) -> tuple[np.ndarray, dict[str, Any], bool]:
-        """The rows to explain (validated like the transformer's), the options, and whether
+    def preprocess(self, payload: Any, v2: bool) -> tuple[Inputs, dict[str, Any], bool]:
+        """The rows to explain (validated like the transformer's; raw columns by feature
+        for a typed spec, encoded once the version is known), the options, and whether
         the request is a batch."""
         if v2:
-            x = features_matrix(tensors_from_json(payload), self.spec.feature_names, MAX_INSTANCES)
-            self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
+            x: Inputs
+            if self.typed:
+                tensors = tensors_from_json(payload, nulls=True)
+                x = feature_columns(tensors, self.spec.feature_names, MAX_INSTANCES)
+            else:
+                x = features_matrix(
+                    tensors_from_json(payload), self.spec.feature_names, MAX_INSTANCES
+                )
+                self.validator.check_values(x.astype(np.float64), batch=len(x) > 1)
             options = payload.get("parameters") or {}
             if not isinstance(options, dict):
                 raise BadRequestError("'parameters' must be an object")
-            return x, options, len(x) > 1
+            return x, options, row_count(x) > 1
         if not isinstance(payload, dict) or ("features" in payload) == ("instances" in payload):
             raise BadRequestError(
                 'send {"features": {...}} or {"instances": [{...}]}, optionally with '
@@ -74,14 +97,16 @@ class Explainer:
         records = payload["instances"] if batch else [payload["features"]]
         if not isinstance(records, list):
             raise BadRequestError("'instances' must be a list of records")
+        if self.typed:
+            return self.typed_validator.records(records, batch), payload, batch
         return self.validator.records(records, batch), payload, batch
 
     async def explain(
-        self, x: np.ndarray, options: dict[str, Any]
+        self, inputs: Inputs, options: dict[str, Any]
     ) -> tuple[ServedModel, list[dict[str, Any]]]:
         """One explanation per row, by the version the predictor serves now."""
         method = options.get("method", "shap")
-        top_k = _bounded_int(options, "top_k", self.settings.top_k, 1, len(self.spec.features))
+        top_k = _bounded_int(options, "top_k", self.settings.top_k, 1, len(self.names))
         permutations = _bounded_int(
             options, "permutations", self.settings.shap_permutations, 2, MAX_PERMUTATIONS
         )
@@ -96,19 +121,46 @@ class Explainer:
                 f"method 'anchors' explains a classifier's label; '{self.spec.name}' is a "
                 "regression project, use method 'shap'"
             )
+        if method == "anchors" and self.typed:
+            raise BadRequestError(
+                f"method 'anchors' explains all-float projects; '{self.spec.name}' has typed "
+                "features, use method 'shap'"
+            )
         if method == "anchors" and not anchors.available():
             raise MethodUnavailableError(anchors.INSTALL_HINT)
         served = await self.served()
+        x, shown = self._model_rows(served, inputs)
         if method == "anchors":
             results = [
                 await asyncio.to_thread(anchors.anchors, served, row, threshold) for row in x
             ]
         else:
             results = [
-                await asyncio.to_thread(self._shap, served, row, top_k, permutations, chart)
-                for row in x
+                await asyncio.to_thread(
+                    self._shap, served, row, top_k, permutations, chart, shown[i]
+                )
+                for i, row in enumerate(x)
             ]
         return served, results
+
+    def _model_rows(
+        self, served: ServedModel, inputs: Inputs
+    ) -> tuple[np.ndarray, list[list[Any]]]:
+        """The model's input rows, and per row the values each answer shows: the raw ones
+        the client sent (then any derived ones, as computed)."""
+        if not isinstance(inputs, dict):
+            return inputs, [[float(v) for v in row] for row in inputs]
+        assert served.encoding is not None  # a typed spec's version carries its encoding
+        try:
+            x = served.encoding.encode(inputs, np.float32)
+        except EncodingError as exc:
+            raise encoding_problems(exc) from None
+        raw = [inputs[name].tolist() for name in self.spec.feature_names]
+        width = len(raw)
+        shown = [
+            [column[i] for column in raw] + [float(v) for v in x[i, width:]] for i in range(len(x))
+        ]
+        return x, shown
 
     def postprocess(
         self,
@@ -155,7 +207,13 @@ class Explainer:
         return await self._serve(request, v2=True)
 
     def _shap(
-        self, served: ServedModel, row: np.ndarray, top_k: int, permutations: int, chart: bool
+        self,
+        served: ServedModel,
+        row: np.ndarray,
+        top_k: int,
+        permutations: int,
+        chart: bool,
+        shown: list[Any],
     ) -> dict[str, Any]:
         if served.background is None:
             raise MethodUnavailableError(
@@ -163,10 +221,10 @@ class Explainer:
             )
         background = served.background[: self.settings.shap_background_rows]
         result = shapley(served.model.score, row, background, permutations)
-        names = self.spec.feature_names
+        names = self.names
         order = np.argsort(-np.abs(result.phi), kind="stable")[:top_k]
         top = [
-            {"feature": names[j], "value": float(row[j]), "attribution": float(result.phi[j])}
+            {"feature": names[j], "value": shown[j], "attribution": float(result.phi[j])}
             for j in order
         ]
         body: dict[str, Any] = {

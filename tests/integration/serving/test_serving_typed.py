@@ -242,3 +242,49 @@ def test_transformer_over_grpc_sends_the_same_columns(
         over_grpc.stop()
     grpc_answer, rest_answer = ([a["prediction"] for a in x["predictions"]] for x in answers)
     assert grpc_answer == rest_answer
+
+
+@pytest.fixture(scope="module")
+def adult_explainer(adult_env: dict[str, str], adult_predictor: Server) -> Iterator[Server]:
+    """The explainer takes the spec from the registered version too."""
+    logs = Path(adult_env["CASTML_HOME"]) / "logs"
+    server = start_server("explainer", adult_env, logs, project="adult", predictor=adult_predictor)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_explainer_attributes_each_raw_feature_and_shows_the_raw_values(
+    adult_explainer: Server, adult_predictor: Server
+) -> None:
+    from castml.spec import load_spec
+    from tests.support.typed_projects import ADULT_SPEC
+
+    rows = adult_raw_rows()
+    record = json_records(rows)[-1]  # one with a missing value (imputed by the version)
+    names = load_spec(ADULT_SPEC).model_input_names
+    url = f"{adult_explainer.url}/v1/models/adult:explain"
+    answer = httpx.post(url, json={"features": record, "top_k": len(names)}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert list(body["attributions"]) == names
+    assert body["local_accuracy_error"] < 1e-4  # attributions sum to prediction - base
+    direct = infer(adult_predictor, v2_inputs(rows.tail(1))).json()["outputs"]
+    assert body["prediction"] == pytest.approx(direct[0]["data"][0], abs=1e-5)
+    shown = {t["feature"]: t["value"] for t in body["top_features"]}
+    assert shown == {k: v for k, v in record.items() if k in shown}  # as sent: text, null
+    assert body["chart_png_base64"]
+
+    v2 = httpx.post(
+        f"{adult_explainer.url}/v2/models/adult/explain",
+        json={"inputs": v2_inputs(rows.tail(1))},
+        timeout=60,
+    )
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["attributions"] == pytest.approx(body["attributions"])
+
+    bad = httpx.post(url, json={"features": {**record, "education": "Wizardry"}}, timeout=30)
+    assert bad.status_code == 400 and "education" in bad.text, bad.text
+    anchors = httpx.post(url, json={"features": record, "method": "anchors"}, timeout=30)
+    assert anchors.status_code == 400 and "typed" in anchors.text
