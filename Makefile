@@ -69,7 +69,7 @@ alerts: setup  ## monitoring/alerts/castml-rules.yaml from the project specs, co
 	$(BIN)/castml alerts write --out-dir monitoring/alerts
 	mkdir -p $(CHART)/alerts && cp monitoring/alerts/castml-rules.yaml $(CHART)/alerts/
 
-dockerfiles: setup  ## the four Dockerfiles from docker/Dockerfile.template
+dockerfiles: setup  ## the six Dockerfiles from docker/Dockerfile.template
 	$(BIN)/python docker/dockerfiles.py
 
 compile: setup  ## regenerate pipelines/compiled/*.yaml

@@ -236,9 +236,7 @@ def _write_window(logs: Path, rows: int) -> None:
     step = 20_000  # the collector writes files of at most collector_batch_rows
     for start in range(0, rows, step):
         part = {k: v[start : start + step] for k, v in columns.items()}
-        write_atomically(
-            logs, partition("diecast", "1", day), part, schema, wal, []
-        )
+        write_atomically(logs, partition("diecast", "1", day), part, schema, wal, [])
     labeled = slice(0, rows, 3)
     feedback = {
         "request_id": ids[labeled], "label": frame["defect"].to_numpy(np.float64)[labeled],

@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from castml import evaluation_plots
+from castml.data.sequence_windows import sequence_view
 from castml.evaluation_plots import Scored
 from castml.models.holdout_metrics import (
     GateVerdict,
@@ -21,8 +22,10 @@ from castml.models.holdout_metrics import (
     classification_metrics,
     regression_metrics,
 )
-from castml.models.train import BaselineModel, features_and_target
+from castml.models.train import EXTRA_BASELINES_DIR, BaselineModel, features_and_target
 from castml.runtime.loaded_model import load_model
+from castml.runtime.manifest import MANIFEST
+from castml.skill_interval import auc_interval
 from castml.spec import ProjectSpec
 
 
@@ -43,6 +46,9 @@ class Evaluation:
     # the HTML report, never in evaluation.json, whose shape other code reads.
     plots: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     plot_seconds: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    # A family's further baselines on the same holdout (lstm_seq: logistic regression),
+    # by name; the one above is `baseline`.
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -60,8 +66,49 @@ def _scores(
     spec: ProjectSpec, y: np.ndarray, score: np.ndarray, threshold: float
 ) -> dict[str, float]:
     if spec.is_classification:
-        return classification_metrics(y, score, threshold)
+        return classification_metrics(y, score, threshold) | _probability_metrics(y, score)
     return regression_metrics(y, score)
+
+
+def _probability_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """The ROC-AUC's 95 % bootstrap CI (`castml.skill_interval`), PR-AUC (average
+    precision), log loss and the Brier score (calibration) of the probabilities."""
+    interval = auc_interval(y, score)
+    both = len(np.unique(y)) == 2
+    p = np.clip(np.asarray(score, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return {
+        "roc_auc_ci_low": interval.low,
+        "roc_auc_ci_high": interval.high,
+        "pr_auc": float(skm.average_precision_score(y, p)) if both else float("nan"),
+        "log_loss": float(skm.log_loss(y, p, labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, p)),
+    }
+
+
+def no_skill_gate(
+    gate: GateVerdict, spec: ProjectSpec, candidate: dict[str, float], positives: int
+) -> GateVerdict:
+    """Refuse a classifier whose ROC-AUC CI holds 0.5: it ranks no better than chance; and,
+    where the spec asks for it, one judged on too few positives for the CI to mean much
+    (a 10k-row Open Bandit file leaves 6 clicks in its holdout: its CI excluded 0.5)."""
+    low, high = candidate.get("roc_auc_ci_low"), candidate.get("roc_auc_ci_high")
+    if not spec.is_classification or low is None or high is None:
+        return gate
+    needed = spec.gates.min_positives
+    if positives < needed:
+        reason = (
+            f"no skill shown: {positives} positives in the holdout, fewer than the "
+            f"{needed} the gate needs to judge the ROC-AUC ({candidate['roc_auc']:.3f}, "
+            f"CI [{low:.3f}, {high:.3f}])"
+        )
+        return GateVerdict(False, [*gate.reasons, reason])
+    if low > 0.5 or high < 0.5:
+        return gate
+    reason = (
+        f"no skill: ROC-AUC {candidate['roc_auc']:.3f}, 95 % bootstrap CI "
+        f"[{low:.3f}, {high:.3f}] includes 0.5 (no usable signal)"
+    )
+    return GateVerdict(False, [*gate.reasons, reason])
 
 
 def evaluate(
@@ -75,6 +122,11 @@ def evaluate(
 ) -> Evaluation:
     """Score candidate, baseline and (when there is one) the champion on the same holdout;
     with `plots`, also draw the evaluation's plots (`castml.evaluation_plots`)."""
+    if spec.task == "forecast":  # rolling-origin backtests instead of a row-wise holdout
+        from castml.forecast_evaluation import evaluate_forecast
+
+        return evaluate_forecast(spec, model_dir, test, champion, plots=plots)
+    spec, test = sequence_view(spec, test)  # a sequence model's input: each row's window
     x, y = features_and_target(test, spec)
     model = load_model(model_dir)
     score = model.score(x)
@@ -83,6 +135,7 @@ def evaluate(
     baseline_model = BaselineModel(baseline_dir)
     baseline_score = baseline_model.score(x)
     baseline = _scores(spec, y, baseline_score, baseline_model.threshold)
+    baselines = _extra_baselines(spec, baseline_dir / EXTRA_BASELINES_DIR, x, y)
     scored = [
         Scored("candidate", "candidate", score, threshold),
         Scored("baseline", "baseline", baseline_score, baseline_model.threshold),
@@ -121,13 +174,31 @@ def evaluate(
         champion=champion_metrics,
         champion_version=champion_version,
         champion_note=note,
-        gate=apply_gates(candidate, champion_metrics, spec.gates),
+        gate=no_skill_gate(
+            apply_gates(candidate, champion_metrics, spec.gates),
+            spec,
+            candidate,
+            int(np.sum(y == 1)) if spec.is_classification else 0,
+        ),
         threshold=threshold,
         confusion_matrix=confusion,
         roc=roc,
         plots=drawn,
         plot_seconds=seconds,
+        baselines=baselines,
     )
+
+
+def _extra_baselines(
+    spec: ProjectSpec, folder: Path, x: np.ndarray, y: np.ndarray
+) -> dict[str, dict[str, float]]:
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for directory in sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
+        extra = load_model(directory)
+        out[directory.name] = _scores(spec, y, extra.score(x), extra.manifest.threshold)
+    return out
 
 
 def _plots(

@@ -36,6 +36,7 @@ RUNTIME_FILES = (
     "errors.py",
     "data/__init__.py",
     "data/calendar_features.py",
+    "data/lag_features.py",
     "data/tabular_encoding.py",
     "data/target_transform.py",
     "data/typed_values.py",
@@ -44,8 +45,10 @@ RUNTIME_FILES = (
     "runtime/direct_gbm.py",
     "runtime/encoded_model.py",
     "runtime/encoder.py",
+    "runtime/forecast_model.py",
     "runtime/gbm.py",
     "runtime/loaded_model.py",
+    "runtime/lstm_seq_model.py",
     "runtime/manifest.py",
     "runtime/model_bundle.py",
     "runtime/pyfunc.py",
@@ -94,7 +97,7 @@ def pip_requirements(family: str = "ae_gbm", spec: ProjectSpec | None = None) ->
         f"pandas=={pd.__version__}",
         f"lightgbm=={lightgbm.__version__}",
     ]
-    if family == "xgboost":
+    if family in ("xgboost", "forecast"):  # a forecast's horizons may use either booster
         requirements.append(f"xgboost-cpu=={metadata.version('xgboost-cpu')}")
     if spec is not None and any(d.part == "holiday" for d in spec.derived):
         requirements.append(f"holidays=={metadata.version('holidays')}")
@@ -108,7 +111,7 @@ def signature(model: LoadedModel, spec: ProjectSpec | None = None) -> Any:
     from mlflow.types import ColSpec, Schema
 
     inputs: list[Any] = [ColSpec("double", name) for name in model.features]
-    if spec is not None and needs_encoding(spec):
+    if spec is not None and needs_encoding(spec) and spec.task != "forecast":
         inputs = [
             ColSpec(_column_type(f), f.name, required=f.missing != "impute") for f in spec.features
         ]
@@ -129,6 +132,10 @@ def _column_type(feature: Feature) -> str:
 
 def input_example(spec: ProjectSpec, train: pd.DataFrame) -> pd.DataFrame:
     """Two training rows as a client sends them (ints and bools as such, not as floats)."""
+    if spec.task == "forecast":  # design rows, built from a history (castml.forecast_samples)
+        from castml import forecast_samples
+
+        return forecast_samples.input_example(spec, train)
     rows = train[spec.feature_names].head(2).copy()
     if needs_encoding(spec):
         for feature in spec.features:
@@ -146,6 +153,10 @@ def flatten(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def reference_sample(spec: ProjectSpec, model: LoadedModel, train: pd.DataFrame) -> pd.DataFrame:
     """Rows the drift job compares traffic against: features, target and the model's score."""
+    if spec.task == "forecast":
+        from castml import forecast_samples
+
+        return forecast_samples.reference_sample(spec, model, train)
     n = min(spec.monitoring.reference_rows, len(train))
     sample = train.sample(n=n, random_state=spec.split.seed).reset_index(drop=True)
     sample["score"] = model.score(model_input(sample, spec))
@@ -157,6 +168,10 @@ def background_sample(
 ) -> np.ndarray:
     """The explainer's background rows in the model's input space: for a typed spec, the
     encoded matrix (one column per raw feature, so attributions stay per raw feature)."""
+    if spec.task == "forecast":
+        from castml import forecast_samples
+
+        return forecast_samples.background_sample(spec, train)
     n = min(spec.monitoring.background_rows, len(train))
     rows = train.sample(n=n, random_state=spec.split.seed + 1)
     if model_dir is not None and needs_encoding(spec):
@@ -194,12 +209,22 @@ def register(
     reason: str,
     params: dict[str, dict[str, Any]],
     data_tags: dict[str, str] | None = None,
+    *,
+    run_id: str | None = None,
 ) -> Registered:
     """`data_tags` (`castml.data.*`, from the validate step) say where the training data came
-    from; they go on the run and the version next to the contract's `castml.*` tags."""
+    from; they go on the run and the version next to the contract's `castml.*` tags.
+
+    `run_id`: log into that existing run (the studio creates it before the pipeline starts,
+    so its id is known at once and the epochs land in it) instead of starting a new one."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from castml.data.sequence_windows import sequence_view
+
+    # A sequence model is logged under its flattened spec (each row with its window): the
+    # pyfunc's signature and example, the reference and background samples all hold windows.
+    spec, train = sequence_view(spec, train)
     mlflow_client = registry.client(tracking_uri)
     existing = mlflow_client.search_model_versions(f"name='{spec.name}'", max_results=1)
     reason = "initial" if not existing else reason
@@ -217,7 +242,9 @@ def register(
     version: str | None = None
     try:
         with (
-            mlflow.start_run(run_name=f"{spec.name}-{pipeline_run_id[:12]}") as run,
+            mlflow.start_run(
+                run_id=run_id, run_name=None if run_id else f"{spec.name}-{pipeline_run_id[:12]}"
+            ) as run,
             tempfile.TemporaryDirectory() as tmp,
         ):
             mlflow.set_tags(version_tags)

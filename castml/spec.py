@@ -156,14 +156,41 @@ class Feature(_Strict):
 
 
 class DerivedFeature(_Strict):
-    """A feature computed from another, by one function in training and serving alike
-    (`castml.data.calendar_features`): today the calendar parts of a datetime feature."""
+    """A feature computed from others, by one function in training and serving alike:
+    calendar parts of a datetime (`castml.data.calendar_features`), and, in a forecast
+    spec, lags and rolling means over the time-ordered rows of a series
+    (`castml.data.lag_features`)."""
 
     name: str = Field(description="The derived feature's name.")
-    kind: Literal["calendar"] = Field("calendar", description="How it is derived.")
-    source: str = Field(description="The datetime feature it is computed from.")
-    part: Literal["hour", "day_of_week", "month", "holiday"] = Field(
-        description="hour 0-23, day_of_week 0-6 (Monday 0), month 1-12, holiday 0/1 (UTC)."
+    kind: Literal["calendar", "lag", "rolling_mean"] = Field(
+        "calendar",
+        description="calendar: a part of a datetime; lag: a value `lag` rows before the "
+        "anchor row; rolling_mean: the mean of the `window` rows ending `lag` rows before "
+        "the anchor (lag and rolling_mean: task forecast only).",
+    )
+    source: str = Field(
+        description="calendar: the datetime feature (in a forecast spec, the time_column: "
+        "the parts of the time being forecast); lag, rolling_mean: the target or a numeric "
+        "feature."
+    )
+    part: Literal["hour", "day_of_week", "month", "holiday"] | None = Field(
+        None,
+        description="kind calendar: hour 0-23, day_of_week 0-6 (Monday 0), month 1-12, "
+        "holiday 0/1 (UTC).",
+    )
+    lag: int | None = Field(
+        None,
+        ge=0,
+        description="kind lag (required) and rolling_mean (default 0): rows before the anchor.",
+    )
+    window: int | None = Field(
+        None, ge=1, description="kind rolling_mean: the rows the mean is taken over."
+    )
+    anchor: Literal["target", "origin"] = Field(
+        "target",
+        description="lag, rolling_mean: counted back from the row being forecast (target; a "
+        "horizon longer than the lag cannot know the value, and that horizon's model goes "
+        "without it) or from the forecast origin, the newest row known (origin).",
     )
     country: str | None = Field(
         None,
@@ -176,11 +203,26 @@ class DerivedFeature(_Strict):
 
     @model_validator(mode="after")
     def _holiday_country(self) -> DerivedFeature:
+        self._check_kind()
         if (self.part == "holiday") != (self.country is not None):
             raise ValueError(f"derived {self.name}: a country goes with part holiday, and only")
         if self.subdivision is not None and self.country is None:
             raise ValueError(f"derived {self.name}: a subdivision needs a country")
         return self
+
+    def _check_kind(self) -> None:
+        given = {k for k in ("part", "lag", "window") if getattr(self, k) is not None}
+        needed = {"calendar": {"part"}, "lag": {"lag"}, "rolling_mean": {"window"}}[self.kind]
+        allowed = needed | ({"lag"} if self.kind == "rolling_mean" else set())
+        absent, extra = sorted(needed - given), sorted(given - allowed)
+        if absent or extra:
+            raise ValueError(
+                f"derived {self.name}: kind {self.kind} needs {', '.join(sorted(needed))}"
+                + (f" (missing: {', '.join(absent)})" if absent else "")
+                + (f" and takes no {', '.join(extra)}" if extra else "")
+            )
+        if self.kind == "lag" and self.anchor == "target" and self.lag == 0:
+            raise ValueError(f"derived {self.name}: lag 0 from the target is the target itself")
 
 
 class Source(_Strict):
@@ -333,6 +375,28 @@ class ModelSpec(_Strict):
         return params
 
 
+class SequenceSpec(_Strict):
+    """How rows form streams for a sequence model (`lstm_seq`): each row is scored with
+    the `length` rows before it in its stream (`castml.data.sequence_windows`)."""
+
+    keys: list[str] = Field(
+        min_length=1,
+        description="Features whose values key a stream, e.g. [item_id, position]; each must "
+        "be a feature of the spec (so it survives validation and reaches serving).",
+    )
+    order: str | None = Field(
+        None,
+        description="The column that orders a stream's rows; absent: the spec's time_column.",
+    )
+    length: int = Field(8, ge=1, le=128, description="k: the preceding rows each row sees.")
+    flattened: bool = Field(
+        False,
+        description="Set only in the spec a trained lstm_seq model carries: its features "
+        "already are the window, flattened (the current row, then each lag), so serving takes "
+        "it as one ordinary row and nothing is windowed again.",
+    )
+
+
 class ValidationRules(_Strict):
     min_rows: int = 100
     min_class_rows: int = 10
@@ -344,6 +408,13 @@ class Gates(_Strict):
         default_factory=dict, description="metric -> most it may drop below @champion"
     )
     lower_is_better: list[str] = Field(default_factory=list, description="e.g. rmse, mae")
+    min_positives: int = Field(
+        0,
+        ge=0,
+        description="Positives the holdout must hold before the gate trusts the ROC-AUC's "
+        "bootstrap CI: a rare-event project (clicks) with fewer is refused as unjudgeable. "
+        "0: off.",
+    )
 
 
 class KnowledgeSpec(_Strict):
@@ -367,6 +438,67 @@ class KnowledgeSpec(_Strict):
     def _windows(self) -> KnowledgeSpec:
         if self.chunk_overlap >= self.chunk_max_chars:
             raise ValueError("knowledge.chunk_overlap must be smaller than chunk_max_chars")
+        return self
+
+
+class ForecastBacktest(_Strict):
+    """Rolling-origin backtests over the time-ordered test period (`castml.forecast_backtest`)."""
+
+    windows: int = Field(
+        4, ge=1, description="Consecutive windows the origins are cut into (metrics per window)."
+    )
+    stride: int = Field(1, ge=1, description="Rows between two forecast origins.")
+
+
+class ForecastSpec(_Strict):
+    """A forecast project (task forecast): the series, the horizons and the history they need.
+
+    Features come from each series' own history (derived lag and rolling_mean features,
+    calendar parts of the time being forecast); the rows one forecast needs are computed
+    from them (`castml.data.lag_features.LagPlan.history_rows`). Skill floors and the
+    regression tolerance are the spec's `gates` on the backtest metrics, named
+    `<metric>_h<horizon>`: rmse, mae, smape, skill_seasonal (1 - RMSE / RMSE of the same
+    time one season back) and skill_naive24 (against the value 24 steps back).
+    """
+
+    horizons: list[int] = Field(
+        min_length=1, description="Steps ahead to forecast, e.g. [1, 24]; one model each."
+    )
+    step_seconds: int = Field(3600, gt=0, description="Seconds between two rows of a series.")
+    season: int = Field(
+        168, ge=1, description="Steps in one season: the seasonal-naive forecast's look-back."
+    )
+    series_column: str | None = Field(
+        None,
+        description="A categorical feature naming each row's series; absent: one series.",
+    )
+    series_name: str = Field(
+        "all", min_length=1, description="The one series' name when there is no series_column."
+    )
+    max_gap: int = Field(
+        0,
+        ge=0,
+        description="Missing rows in a row inside the history window a forecast still "
+        "accepts (their features are missing values); a longer gap is refused.",
+    )
+    relative_to: str | None = Field(
+        None,
+        description="A derived lag or rolling mean of the target, known at every horizon: "
+        "the models learn the (transformed) target minus its (transformed) value, and add it "
+        "back on output, so a forecast follows the level that feature carries. Absent: the "
+        "models learn the target itself.",
+    )
+    floor: float | None = Field(
+        None,
+        description="The lowest value the target can take (0 for counts): a forecast below "
+        "it is raised to it. Absent: forecasts are not bounded.",
+    )
+    backtest: ForecastBacktest = ForecastBacktest()
+
+    @model_validator(mode="after")
+    def _horizons(self) -> ForecastSpec:
+        if any(h < 1 for h in self.horizons) or self.horizons != sorted(set(self.horizons)):
+            raise ValueError("forecast.horizons must be distinct steps >= 1, ascending")
         return self
 
 
@@ -444,6 +576,14 @@ class ProjectSpec(_Strict):
     knowledge: KnowledgeSpec | None = Field(
         None, description="The knowledge base built from the project's documents (T3)."
     )
+    forecast: ForecastSpec | None = Field(
+        None, description="Task forecast: horizons, series and history (castml.forecast_*)."
+    )
+    sequence: SequenceSpec | None = Field(
+        None,
+        description="Streams of rows for a sequence model (model family lstm_seq): keys, "
+        "order and window length.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ProjectSpec:
@@ -459,7 +599,7 @@ class ProjectSpec(_Strict):
             raise ValueError("target_labels apply to binary_classification only")
         if self.target_labels is not None and self.target_labels[0] == self.target_labels[1]:
             raise ValueError("target_labels must be two different values: [negative, positive]")
-        if self.target_transform != "none" and self.task is not Task.REGRESSION:
+        if self.target_transform != "none" and self.task not in (Task.REGRESSION, Task.FORECAST):
             raise ValueError(f"target_transform {self.target_transform} applies to regression only")
         used = {*names, *(f.source_column for f in self.features), self.target}
         overlap = sorted(used & set(self.ignore))
@@ -469,7 +609,96 @@ class ProjectSpec(_Strict):
             raise ValueError(f"time_column '{self.time_column}' is also ignored")
         self._check_split()
         self._check_derived()
+        self._check_forecast()
+        self._check_sequence()
         return self
+
+    def _check_sequence(self) -> None:
+        seq = self.sequence
+        families = set(self.model.families)
+        if seq is None:
+            if "lstm_seq" in families:
+                raise ValueError(
+                    "model family lstm_seq needs sequence: {keys: [stream key features], "
+                    "length: k} (and a time_column or sequence.order to order the rows)"
+                )
+            return
+        if families != {"lstm_seq"}:
+            raise ValueError(
+                "sequence applies to model family lstm_seq only (as the one family, "
+                f"not among candidates): got {', '.join(sorted(families))}"
+            )
+        if seq.flattened:
+            return
+        names = self.feature_names
+        unknown = [k for k in seq.keys if k not in names]
+        if unknown:
+            raise ValueError(
+                f"sequence.keys {', '.join(unknown)} must be features of the spec "
+                "(add them under features:)"
+            )
+        order = seq.order or self.time_column
+        if order is None:
+            raise ValueError("sequence needs an order: set sequence.order or time_column")
+        if order not in (*names, self.time_column):
+            raise ValueError(
+                f"sequence.order '{order}' must be the time_column or a feature of the spec"
+            )
+        if self.derived:
+            raise ValueError(
+                "sequence with derived features is not supported yet: give the calendar "
+                "parts as columns of the data (e.g. hour as an int feature)"
+            )
+
+    def _check_forecast(self) -> None:
+        families = set(self.model.families)
+        lagged = [d.name for d in self.derived if d.kind != "calendar"]
+        if self.task is not Task.FORECAST:
+            if self.forecast is not None or "forecast" in families or lagged:
+                raise ValueError(
+                    "forecast:, model family forecast and lag/rolling_mean derived features "
+                    f"({', '.join(lagged) or 'none here'}) apply to task forecast only"
+                )
+            return
+        if self.forecast is None:
+            raise ValueError("task forecast needs forecast: {horizons: [1, ...]}")
+        if families != {"forecast"}:
+            raise ValueError("task forecast needs model.family forecast (and no other candidate)")
+        if self.time_column is None or self.time_column in self.feature_names:
+            raise ValueError(
+                "task forecast needs a time_column that is not a feature (the model sees the "
+                "time through calendar parts)"
+            )
+        if self.split.kind not in (None, "time"):
+            raise ValueError("task forecast needs the time split (split.kind: time or absent)")
+        numeric = {f.name for f in self.features if f.is_numeric} | {self.target}
+        for derived in self.derived:
+            if derived.kind == "calendar" and derived.source != self.time_column:
+                raise ValueError(
+                    f"derived {derived.name}: a forecast's calendar parts are of the "
+                    f"time_column '{self.time_column}' (the time being forecast)"
+                )
+            if derived.kind != "calendar" and derived.source not in numeric:
+                raise ValueError(
+                    f"derived {derived.name}: source '{derived.source}' must be the target or "
+                    "a numeric feature"
+                )
+        if not lagged:
+            raise ValueError("task forecast needs at least one lag or rolling_mean feature")
+        relative = self.forecast.relative_to
+        if relative is not None:
+            base = next((d for d in self.derived if d.name == relative), None)
+            longest = max(self.forecast.horizons)
+            known = base is not None and (base.anchor == "origin" or (base.lag or 0) >= longest)
+            if base is None or base.kind == "calendar" or base.source != self.target or not known:
+                raise ValueError(
+                    f"forecast.relative_to '{relative}' must be a lag or rolling_mean of the "
+                    f"target known at every horizon (anchor origin, or lag >= {longest})"
+                )
+        series = self.forecast.series_column
+        kinds = {f.name: f.dtype for f in self.features}
+        if series is not None and kinds.get(series) != "categorical":
+            raise ValueError(f"forecast.series_column '{series}' must be a categorical feature")
 
     def _check_derived(self) -> None:
         types = {f.name: f.dtype for f in self.features}
@@ -478,6 +707,8 @@ class ProjectSpec(_Strict):
         if dupes:
             raise ValueError(f"derived features reuse names: {', '.join(dupes)}")
         for derived in self.derived:
+            if derived.kind != "calendar" or self.task is Task.FORECAST:
+                continue  # lags, rolling means and a forecast's calendar: _check_forecast
             if types.get(derived.source) != "datetime":
                 raise ValueError(
                     f"derived {derived.name}: source '{derived.source}' must be a datetime"

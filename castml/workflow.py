@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,6 +174,44 @@ def train_step(
     ).history
 
 
+# What a family may report beside the loss (castml.models.train.EpochCallback's extra
+# argument): the studio shows these four per epoch.
+EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def epoch_logger(tracking_uri: str, run_id: str) -> Callable[..., None]:
+    """An epoch callback that logs each epoch into the MLflow run `run_id`, step = epoch.
+
+    Called as `(epoch, epochs, loss)` or `(epoch, epochs, loss, metrics)` with `metrics` a
+    mapping of the family's per-epoch numbers (e.g. `EPOCH_METRICS`); without one the loss
+    is logged as `train_loss`. `epochs` goes along as `total_epochs`, so a reader of the
+    run knows how many epochs to expect.
+    """
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+
+    def log(
+        epoch: int, epochs: int, loss: float, metrics: Mapping[str, float] | None = None
+    ) -> None:
+        values = dict(metrics) if metrics else {"train_loss": loss}
+        values["total_epochs"] = float(epochs)
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(name, float(value), now, epoch)
+                for name, value in values.items()
+                if math.isfinite(float(value))
+            ],
+        )
+
+    return log
+
+
 def evaluate_step(
     project: str,
     model_dir: Path,
@@ -225,7 +264,9 @@ def register_step(
     profile: str = "",
     overrides_json: str = "",
     data_tags_json: str = "",
+    mlflow_run_id: str = "",
 ) -> Registered:
+    """`mlflow_run_id` set: log into that existing run (the studio's) instead of a new one."""
     from castml.evaluation import Evaluation
     from castml.registration import register
 
@@ -242,6 +283,7 @@ def register_step(
         reason,
         resolve_params(spec, profile, overrides_json),
         json.loads(data_tags_json) if data_tags_json else None,
+        run_id=mlflow_run_id or None,
     )
 
 

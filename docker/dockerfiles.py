@@ -1,11 +1,11 @@
-"""Write the four Dockerfiles from one template (docker/Dockerfile.template).
+"""Write the six Dockerfiles from one template (docker/Dockerfile.template).
 
 The images share everything but what they install and how they start: one build stage
 that fills /opt/venv, one slim runtime stage with the non-root user 10001 and a
 read-only-root-friendly environment. Each deployable adds only its extras below. The
-generated files stay at serving/Dockerfile, monitoring/Dockerfile, pipelines/Dockerfile
-and mlflow/Dockerfile, so `docker build -f <dir>/Dockerfile .` keeps working for anyone
-who builds them (scripts/kind.sh, operators' CI).
+generated files stay at serving/Dockerfile, monitoring/Dockerfile, pipelines/Dockerfile,
+mlflow/Dockerfile, studio/Dockerfile and ui/Dockerfile, so `docker build -f <dir>/Dockerfile .`
+keeps working for anyone who builds them (scripts/kind.sh, operators' CI).
 
     python docker/dockerfiles.py           write them
     python docker/dockerfiles.py --check   exit 1 when one differs (tests/unit/test_dockerfiles.py)
@@ -26,7 +26,9 @@ PROJECT_SOURCES = """COPY pyproject.toml README.md ./
 COPY castml ./castml
 COPY pipelines ./pipelines
 COPY serving ./serving
-COPY monitoring ./monitoring"""
+COPY monitoring ./monitoring
+COPY studio ./studio
+COPY ui ./ui"""
 
 
 def project_install(extra: str) -> str:
@@ -34,6 +36,17 @@ def project_install(extra: str) -> str:
 
 
 CASTML_ENV = "    CASTML_HOME=/tmp/castml"
+TORCH_CPU = (
+    "# torch first, from the CPU index: the default PyPI wheel drags in CUDA (gigabytes).\n"
+    "RUN pip install -c constraints.txt torch==2.13.0 "
+    "--index-url https://download.pytorch.org/whl/cpu\n"
+)
+# Korean glyphs: the studio embeds NanumGothic in its PDFs; the UI's image carries it too.
+NANUM = (
+    "# hadolint ignore=DL3008\n"
+    "RUN apt-get update && apt-get install -y --no-install-recommends fonts-nanum \\\n"
+    "    && rm -rf /var/lib/apt/lists/*\n"
+)
 
 
 @dataclass(frozen=True)
@@ -93,10 +106,7 @@ IMAGES = (
         directory="pipelines",
         image="pipeline",
         summary="KFP training components and the recurring-run registration.",
-        build="# torch first, from the CPU index: the default PyPI wheel drags in CUDA "
-        "(gigabytes).\n"
-        "RUN pip install -c constraints.txt torch==2.13.0 "
-        "--index-url https://download.pytorch.org/whl/cpu\n" + project_install("pipelines"),
+        build=TORCH_CPU + project_install("pipelines"),
         env=CASTML_ENV,
         probes="# No probe: `castml pipeline schedule`: a hook Job, judged by its exit status\n"
         "#   (KFP components likewise).",
@@ -116,6 +126,33 @@ IMAGES = (
         probes="# Probe: startup, readiness and liveness on /health\n"
         "#   (charts/castml/templates/mlflow.yaml).",
         entry='EXPOSE 5000\nENTRYPOINT ["/usr/local/bin/castml-mlflow"]',
+    ),
+    Image(
+        directory="studio",
+        image="studio",
+        summary="the studio API (upload, train, reports, PDF, alerts) for the CTR front end.",
+        build="# Trainings run the pipeline through kfp.local in the pod, and response times are\n"
+        "# measured on the platform's own predictor: pipelines and serving come along.\n"
+        + TORCH_CPU
+        + project_install("pipelines,serving,studio"),
+        env=CASTML_ENV + " \\\n    MPLCONFIGDIR=/tmp/mpl",
+        runtime_files=NANUM,
+        probes="# Probe: readiness and liveness on /api/health "
+        "(charts/castml/templates/studio.yaml).",
+        entry="# The chart runs `castml studio --host 0.0.0.0 --port 8000`.\n"
+        'EXPOSE 8000\nCMD ["castml", "studio", "--host", "0.0.0.0"]',
+    ),
+    Image(
+        directory="ui",
+        image="ui",
+        summary="the Streamlit web UI and the assistant agent (HTTP to the servers only).",
+        build="# No torch, no servers: the UI reaches them over HTTP.\n" + project_install("ui"),
+        env=CASTML_ENV,
+        runtime_files=NANUM,
+        probes="# Probe: readiness and liveness on /_stcore/health "
+        "(charts/castml/templates/ui.yaml).",
+        entry="# The chart runs `castml ui` (CASTML_UI_HOST=0.0.0.0).\n"
+        'EXPOSE 8501\nCMD ["castml", "ui"]',
     ),
 )
 
@@ -151,7 +188,9 @@ def rendered() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    stale = [path for path, text in rendered().items() if path.read_text() != text]
+    stale = [
+        path for path, text in rendered().items() if not path.is_file() or path.read_text() != text
+    ]
     if "--check" in argv:
         for path in stale:
             print(f"{path.relative_to(REPO)} is stale: run `python docker/dockerfiles.py`")

@@ -1,9 +1,11 @@
 """HTTP face of the collector: raw ASGI for event ingest, Starlette for the rest.
 
 Routes: `POST /` and `POST /v1/events` (KServe logger CloudEvents), `POST /v1/feedback`
-(delayed labels), `GET /v1/status`, `GET /metrics` (the collector's counters plus the
-drift job's gauges), `GET /healthz`; and, when a retrain policy is passed in (the
-chart sets CASTML_RETRAIN_TOKEN on the collector), `POST /v1/retrain` and
+(delayed labels), `POST /v1/observations` (a forecast project's observations, its delayed
+labels: `monitoring.observation_ingest`), `GET /v1/status`, `GET /metrics` (the
+collector's counters plus the drift and forecast jobs' gauges), `GET /healthz`; and, when
+a retrain policy is passed in (the chart sets CASTML_RETRAIN_TOKEN on the collector),
+`POST /v1/retrain` and
 `GET /v1/retrain/decisions` for Alertmanager's webhook on the same port.
 
 Event ingest is the hot path (every logged inference arrives twice) and is served
@@ -48,6 +50,7 @@ from castml.web.starlette_errors import as_response, install
 from monitoring import auth, event_ingest, retrain_api
 from monitoring.collector import Collector
 from monitoring.feedback_ingest import feedback_records
+from monitoring.observation_ingest import observation_route
 from monitoring.policy import RetrainPolicy
 from monitoring.settings import CollectorSettings
 
@@ -211,6 +214,7 @@ def build_app(
 
     routes = [  # INGEST_PATHS never reach the router (CollectorApp answers them)
         Route("/v1/feedback", ingest_feedback, methods=["POST"]),
+        observation_route(settings, core),  # a forecast project's observations (issue 14)
         Route("/v1/status", status),
         Route("/metrics", metrics),
         Route("/healthz", health),

@@ -12,11 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from monitoring.drift import DriftResult
-from monitoring.settings import GAUGES_GLOB
+from monitoring.settings import TEXTFILE_GLOBS
 
 
 class TextfileGauges(Collector):
-    """Re-exports every `drift-*.prom` in a folder, read at scrape time.
+    """Re-exports every `drift-*.prom` and `forecast-*.prom` in a folder, read at scrape time.
 
     Families are merged by name: each project's file repeats the same HELP/TYPE
     lines, and an exposition may declare a family only once. A file that does not
@@ -29,7 +29,8 @@ class TextfileGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         merged: dict[str, Metric] = {}
-        for path in sorted(self.directory.glob(GAUGES_GLOB)):
+        paths = {p for pattern in TEXTFILE_GLOBS for p in self.directory.glob(pattern)}
+        for path in sorted(paths):
             try:
                 families = list(text_string_to_metric_families(path.read_text()))
             except (OSError, ValueError):

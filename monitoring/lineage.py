@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from castml import registry
 from castml.data.provenance import TAG_PREFIX as DATA_TAG_PREFIX
 from castml.errors import CastmlError
+from castml.protocol.forecast_record import OBSERVATIONS_DIR
 from castml.protocol.mlflow_names import TAG_DATASET_DRIFT, TAG_DRIFT_STATUS, TAG_MODEL_VERSION
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
 
@@ -101,7 +102,9 @@ def _served_groups(logs_root: Path, project: str) -> list[Path]:
     if not base.is_dir():
         return []
     groups = sorted(
-        p for p in base.iterdir() if p.is_dir() and p.name not in (FEEDBACK_DIR, ORPHANS_DIR)
+        p
+        for p in base.iterdir()
+        if p.is_dir() and p.name not in (FEEDBACK_DIR, ORPHANS_DIR, OBSERVATIONS_DIR)
     )
     return [*groups, base / ORPHANS_DIR]
 

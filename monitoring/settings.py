@@ -15,6 +15,9 @@ from castml.settings import PlatformSettings, load_settings
 
 S = TypeVar("S", bound=PlatformSettings)
 GAUGES_GLOB = "drift-*.prom"
+# The forecast job's textfiles (serving.forecast_metrics) share the metrics folder: it is a
+# CronJob too, and the collector serves both on its /metrics.
+TEXTFILE_GLOBS = (GAUGES_GLOB, "forecast-*.prom")
 
 
 def gauges_file(directory: Path, project: str) -> Path:

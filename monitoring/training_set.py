@@ -41,6 +41,7 @@ from castml import registry
 from castml.data.loaders import load_dataset
 from castml.data.provenance import TAG_PREFIX, TAG_SOURCE, write_with_lineage
 from castml.data.validation import validated
+from castml.protocol.forecast_record import OBSERVATIONS_DIR
 from castml.protocol.mlflow_names import TAG_PROJECT, TAG_RETRAIN_REASON
 from castml.spec import ProjectSpec, load_spec
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
@@ -107,7 +108,7 @@ def _version_dirs(logs_root: Path, project: str) -> list[Path]:
     base = logs_root / project
     if not base.is_dir():
         return []
-    skip = (FEEDBACK_DIR, ORPHANS_DIR)
+    skip = (FEEDBACK_DIR, ORPHANS_DIR, OBSERVATIONS_DIR)
     return sorted(p for p in base.iterdir() if p.is_dir() and p.name not in skip)
 
 

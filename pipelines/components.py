@@ -75,15 +75,25 @@ def train(
     model: Output[Model],
     baseline: Output[Model],
     training_metrics: Output[Metrics],
+    mlflow_uri: str = "",
+    mlflow_run_id: str = "",
 ) -> None:
-    """AutoEncoder + GBM (the served model) and the 30-feature GBM baseline."""
+    """AutoEncoder + GBM (the served model) and the 30-feature GBM baseline.
+
+    `mlflow_run_id` set (the studio's run): every epoch's metrics go to that MLflow run.
+    """
     from pathlib import Path
+    from typing import Any
 
-    from castml.workflow import train_step
+    from castml.workflow import epoch_logger, train_step
 
-    def report(epoch: int, epochs: int, loss: float) -> None:
-        if epoch == epochs or epoch % max(1, epochs // 10) == 0:
-            print(f"autoencoder epoch {epoch}/{epochs} loss {loss:.4f}", flush=True)
+    log_epoch = epoch_logger(mlflow_uri, mlflow_run_id) if mlflow_run_id else None
+
+    def report(epoch: int, epochs: int, loss: float, *more: Any) -> None:
+        if log_epoch is not None:
+            log_epoch(epoch, epochs, loss, *more)
+        if epoch == epochs or epoch % max(1, epochs // 10) == 0 or log_epoch is not None:
+            print(f"epoch {epoch}/{epochs} loss {loss:.4f}", flush=True)
 
     history = train_step(
         project,
@@ -155,8 +165,12 @@ def register(
     train: Input[Dataset],
     evaluation: Input[Artifact],
     report: Input[HTML],
+    mlflow_run_id: str = "",
 ) -> int:
-    """Log the run, register the version with its tags, move @challenger if the gate passed."""
+    """Log the run, register the version with its tags, move @challenger if the gate passed.
+
+    `mlflow_run_id` set: that run (created by the studio, holding the epochs) is reused.
+    """
     from pathlib import Path
 
     from castml.workflow import register_step
@@ -174,6 +188,7 @@ def register(
         profile,
         params_override,
         data_tags,
+        mlflow_run_id,
     )
     aliases = ", ".join(f"@{a}" for a in registered.aliases) or "no alias"
     print(

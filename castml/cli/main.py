@@ -14,10 +14,12 @@ from rich.console import Console
 
 from castml.cli import (
     alerts_cmd,
+    assist_cmd,
     collector_cmd,
     data_cmd,
     demo_cmd,
     drift_cmd,
+    forecast_cmd,
     kb_cmd,
     lineage_cmd,
     mlflow_cmd,
@@ -27,6 +29,8 @@ from castml.cli import (
     retrain_cmd,
     rollout_cmd,
     serve_cmd,
+    studio_cmd,
+    ui_cmd,
 )
 from castml.errors import CastmlError
 
@@ -58,6 +62,7 @@ GROUPS = [
     (lineage_cmd.app, "lineage", "Show a model version's lineage."),
     (alerts_cmd.app, "alerts", "Write the Prometheus alert rules from the project specs."),
     (kb_cmd.app, "kb", "Build (kfp.local), evaluate and ask the knowledge base (T3)."),
+    (forecast_cmd.app, "forecast", "Run and schedule the forecast job; serve cached forecasts."),
     (platform_cmd.app, None, "castml up / down: the embedded platform in the background."),
 ]
 
@@ -66,6 +71,13 @@ for group_app, group, text in GROUPS:
 
 app.command(help="The platform's main job on this machine: MLflow, pipeline, serving, monitoring.")(
     demo_cmd.demo
+)
+app.command(help="The assistant agent: predict, explain and ask about a shot, or ask.")(
+    assist_cmd.assist
+)
+app.command("ui", help="Run the web UI (Streamlit) on 127.0.0.1.")(ui_cmd.ui)
+app.command("studio", help="Run the studio API (CTR upload, train, reports) on 127.0.0.1.")(
+    studio_cmd.studio
 )
 
 

@@ -57,7 +57,7 @@ def run_with_progress(settings: PipelineSettings, project: str, **kwargs: Any) -
     uri = ensure_up(settings)
     with progress() as bar:
         steps = bar.add_task(f"pipeline {project}: validate", total=len(TASKS))
-        epochs = bar.add_task("autoencoder epochs", total=None, visible=False)
+        epochs = bar.add_task("training epochs", total=None, visible=False)
 
         def on_progress(event: str, detail: dict[str, Any]) -> None:
             if event == "task" and detail["status"] == "SUCCESS":

@@ -2,9 +2,10 @@
 
 MLflow (SQLite), the collector (with the retrain endpoint), the predictor (logging its
 payloads to the collector, as KServe's logger does in a cluster), the transformer, the
-explainer, and the rollout reconciler, whose MLflow webhook is registered here once it
-answers: a move of @champion in the MLflow UI is then served within a second, the
-periodic reconcile staying the backstop. Every part is a detached process on loopback;
+explainer, the knowledge base (when `<project>-kb` has a @champion), the rollout reconciler,
+whose MLflow webhook is registered here once it answers (a move of @champion in the MLflow
+UI is then served within a second, the periodic reconcile staying the backstop), and the
+web UI (`castml ui`) on the others. Every part is a detached process on loopback;
 pids, ports and logs are under `$CASTML_HOME/platform/` (castml.cli.platform_state).
 
 `castml up` is idempotent: parts that answer are kept, missing ones are (re)started
@@ -18,20 +19,23 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from castml.cli.console import console
 from castml.cli.platform_state import Part, PlatformDir, PlatformState, stop_pid
 from castml.errors import CastmlError
+from castml.protocol.mlflow_names import kb_model_name
 
 if TYPE_CHECKING:
     from castml.settings import PlatformSettings
 
 app = typer.Typer()
 
-ORDER = ("collector", "predictor", "transformer", "explainer", "rollout")
+ORDER = ("collector", "predictor", "transformer", "explainer", "knowledge", "rollout", "ui")
+# Started only when there is something for them to serve (the others always are).
+OPTIONAL = frozenset({"knowledge"})
 # Ports a part asks for first (KServe's 8080 for the predictor; the settings' defaults for
 # the collector and the receiver); a taken one falls back to a free port.
 PREFERRED = {
@@ -39,8 +43,10 @@ PREFERRED = {
     "predictor_grpc": 8081,
     "transformer": 8082,
     "explainer": 8083,
+    "knowledge": 8084,
     "collector": 8090,
     "rollout": 8092,
+    "ui": 8501,
 }
 CLI = [sys.executable, "-m", "castml.cli.main"]
 WEBHOOK_EVENTS = ["model_version_alias.created"]
@@ -123,6 +129,29 @@ def _start_part(
             "CASTML_ROLLOUT_MODE": "embedded",
         }
         part = _start_cli_part(name, ["rollout", "run"], env, port, "/healthz", logs)
+    elif name == "ui":
+        # The UI reads what the servers answer (over HTTP) and the collector's Parquet log.
+        port = _port(old, "ui")
+        env |= {
+            "CASTML_TRANSFORMER_URL": state.parts["transformer"].url,
+            "CASTML_EXPLAINER_URL": state.parts["explainer"].url,
+            "CASTML_PREDICTOR_URL": state.parts["predictor"].url,
+            "CASTML_COLLECTOR_URL": state.parts["collector"].url,
+            "CASTML_KNOWLEDGE_URL": state.parts["knowledge"].url
+            if "knowledge" in state.parts
+            else f"http://127.0.0.1:{PREFERRED['knowledge']}",
+        }
+        args = ["ui", "--port", str(port)]
+        part = _start_cli_part(name, args, env, port, "/_stcore/health", logs, timeout_s=120.0)
+    elif name == "knowledge":
+        port = _port(old, "knowledge")
+        server = start_server(
+            name, env, logs, project=kb_model_name(project), port=port, detach=True
+        )
+        part = Part(
+            name, server.process.pid, server.url, "/v2/health/live", str(server.log), "serving"
+        )
+        part.extra["port"] = str(port)
     else:
         predictor_port = grpc_port = None
         if name == "predictor":
@@ -216,6 +245,8 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
     tokens = place.secrets()
     receiver_moved = False  # the webhook points at the reconciler: re-register when it restarts
     for name in ORDER:
+        if name in OPTIONAL and not _has_champion(client, kb_model_name(project)):
+            continue  # no knowledge base registered: `castml kb build` makes one
         known = old.parts.get(name) if old else None
         # A part whose upstream was restarted keeps working (they reconnect by URL).
         if known is not None and known.healthy():
@@ -233,6 +264,12 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
         )
     place.save(state)
     return state
+
+
+def _has_champion(client: Any, name: str) -> bool:
+    from castml import registry
+
+    return registry.alias_version(client, name, registry.CHAMPION) is not None
 
 
 def bring_down(settings: PlatformSettings) -> list[str]:
@@ -278,11 +315,16 @@ def show(state: PlatformState | None, settings: PlatformSettings) -> bool:
         "transformer": f"/v1/models/{project}:predict",
         "explainer": f"/v1/models/{project}:explain",
         "collector": "/ (events), /v1/feedback, /v1/retrain",
+        "knowledge": f"/v1/models/{kb_model_name(project)}:predict",
         "rollout": "/webhooks/mlflow, /reconcile",
+        "ui": "/  (predict, analysis, assistant, history, models)",
     }
     healthy = mlflow_ok
     for name in ORDER:
         part = state.parts.get(name)
+        if part is None and name in OPTIONAL:
+            say(f"  {name:<12} -     (no {kb_model_name(project)} @champion: `castml kb build`)")
+            continue
         if part is None:
             say(f"  {name:<12} {_word(False)}  (not started)")
             healthy = False

@@ -12,4 +12,8 @@ def generate(name: str, rows: int, seed: int, scenario: str = "none") -> pd.Data
         from castml.data import diecast
 
         return diecast.generate(rows, seed, scenario)
-    raise SpecError(f"unknown generator '{name}' (known: diecast)")
+    if name == "ctr":
+        from castml.data import ctr_generator
+
+        return ctr_generator.generate(rows, seed)
+    raise SpecError(f"unknown generator '{name}' (known: diecast, ctr)")

@@ -304,8 +304,12 @@ def _bad(feature: FeatureEncoding, raw: npt.NDArray[Any], parsed: Parsed) -> Enc
 def fit(frame: pd.DataFrame, spec: ProjectSpec) -> EncodingState:
     """What `encode` needs for `spec`, learned from the training `frame` (validated)."""
     columns = frame_columns(frame, spec.feature_names)
+    # Calendar parts only: a forecast's lags and rolling means are its family's own
+    # (castml.data.lag_features), and other tasks may declare nothing else (castml.spec).
     derived = tuple(
-        CalendarPart(d.name, d.source, d.part, d.country, d.subdivision) for d in spec.derived
+        CalendarPart(d.name, d.source, d.part, d.country, d.subdivision)
+        for d in spec.derived
+        if d.kind == "calendar" and d.part is not None
     )
     return EncodingState(tuple(_fit_feature(f, columns[f.name]) for f in spec.features), derived)
 

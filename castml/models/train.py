@@ -7,9 +7,10 @@ serves, so training and serving cannot disagree.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,33 @@ from castml.runtime.loaded_model import LoadedModel, load_model
 from castml.runtime.manifest import MANIFEST, Manifest
 from castml.spec import ProjectSpec
 
-# (epoch, epochs, loss) -> None; the CLI turns it into a progress bar
-EpochCallback = Callable[[int, int, float], None]
+# (epoch, epochs, loss) -> None; the CLI turns it into a progress bar. A callback may take
+# a fourth argument, `metrics` (a mapping): families that measure more per epoch (lstm_seq:
+# EPOCH_METRICS) pass it through `report_epoch` to callbacks that accept it.
+EpochCallback = Callable[..., None]
+EPOCH_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+# A family's further baselines, each a model directory under `<baseline_dir>/more/<name>`,
+# scored beside the baseline by evaluation (lstm_seq: logistic regression).
+EXTRA_BASELINES_DIR = "more"
+
+
+def report_epoch(
+    on_epoch: EpochCallback | None,
+    epoch: int,
+    epochs: int,
+    loss: float,
+    metrics: Mapping[str, float],
+) -> None:
+    """Call `on_epoch` with `metrics` as its fourth argument when it takes one, else
+    with (epoch, epochs, loss) as every callback does."""
+    if on_epoch is None:
+        return
+    try:
+        inspect.signature(on_epoch).bind(epoch, epochs, loss, metrics)
+    except (TypeError, ValueError):
+        on_epoch(epoch, epochs, loss)
+        return
+    on_epoch(epoch, epochs, loss, dict(metrics))
 
 
 def needs_encoding(spec: ProjectSpec) -> bool:
@@ -41,7 +67,14 @@ def model_input(frame: pd.DataFrame, spec: ProjectSpec) -> np.ndarray:
     An all-float spec: the float32 matrix, as ever. A typed one: the raw values as an
     object array (spec feature order), which each model encodes with its own learned
     encoding (`castml.runtime.model_bundle.design_matrix`); datetimes as ISO text.
+    A sequence spec (lstm_seq): each row's window, flattened
+    (`castml.data.sequence_windows`), unless `frame` is windowed already.
     """
+    if spec.sequence is not None and not spec.sequence.flattened:
+        from castml.data.sequence_windows import sequence_view
+
+        flat, window = sequence_view(spec, frame)
+        return model_input(window, flat)
     if not needs_encoding(spec):
         return np.asarray(frame[spec.feature_names].to_numpy(np.float32))
     columns = frame_columns(frame, spec.feature_names)

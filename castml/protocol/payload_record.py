@@ -23,7 +23,7 @@ from castml.errors import CastmlError
 PROJECT_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}\Z")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 # Folders beside the version folders: a version named so would mix its rows into them.
-RESERVED_GROUPS = frozenset({"feedback", "orphans"})
+RESERVED_GROUPS = frozenset({"feedback", "orphans", "observations"})
 UNKNOWN_VERSION = "unknown"
 # Bounds of what a Parquet millisecond timestamp and an int64 label column hold; epoch
 # seconds up to the end of year 9999 (what `datetime` can show).

@@ -38,6 +38,8 @@ DOCKERFILES = {
     "monitoring": REPO / "monitoring" / "Dockerfile",
     "pipeline": REPO / "pipelines" / "Dockerfile",
     "mlflow": REPO / "mlflow" / "Dockerfile",
+    "studio": REPO / "studio" / "Dockerfile",
+    "ui": REPO / "ui" / "Dockerfile",
 }
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|(^|_)KEY($|_)|CREDENTIAL|PRIVATE", re.I)
 

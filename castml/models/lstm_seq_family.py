@@ -1,0 +1,291 @@
+"""Train the `lstm_seq` family: `TabularSeqModel` on each row's window of its stream.
+
+The window comes from the one function serving's clients mirror
+(`castml.data.sequence_windows`): the current row, then its stream's k previous rows
+with their labels. The flattened window is encoded by an `EncodingState` fitted on the
+train split (vocabularies, imputed values for lags a short stream lacks), expanded by
+the numpy code that serves (`castml.runtime.lstm_seq_model.expand`), and the network is
+trained with PyTorch. Every epoch is reported through `on_epoch` with `EPOCH_METRICS`
+(+ `val_roc_auc`); the weights of the best epoch on validation loss are kept.
+
+The baselines, on the same windows but the current row alone: LightGBM (the baseline
+evaluation reports; `baseline_dir`) and logistic regression (`baseline_dir/more/`).
+
+Params block `lstm_seq`: epochs, batch_size, learning_rate, lstm_hidden, mlp_hidden (an
+int or a list of widths), dropout; optional weight_decay (0), patience (0: no early
+stop), seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from castml.data.sequence_windows import flattened_spec, windowed_frame
+from castml.data.tabular_encoding import EncodingState, encode_frame, fit
+from castml.models.holdout_metrics import tune_threshold
+from castml.models.train import EXTRA_BASELINES_DIR, EpochCallback, report_epoch
+from castml.runtime.lstm_seq_model import (
+    BASELINE_GBM_FILE,
+    EXTRAS_PER_LAG,
+    WEIGHTS_FILE,
+    SeqLayout,
+    expand,
+    expand_rows,
+)
+from castml.runtime.manifest import Manifest
+from castml.runtime.model_bundle import write_encoding, write_spec, write_target_transform
+from castml.spec import ProjectSpec
+
+BASELINE_GBM = {
+    "objective": "binary",
+    "num_leaves": 15,
+    "learning_rate": 0.05,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "deterministic": True,
+    "verbose": -1,
+}
+BASELINE_ROUNDS = 300
+
+
+@dataclass(frozen=True)
+class SeqData:
+    """Both splits as the network and the baselines take them."""
+
+    spec: ProjectSpec  # the flattened spec, which the model carries
+    state: EncodingState
+    layout: SeqLayout
+    design_train: np.ndarray  # encoded windows, float32
+    design_validation: np.ndarray
+    y_train: np.ndarray
+    y_validation: np.ndarray
+
+
+def layout_for(spec: ProjectSpec, state: EncodingState, design: np.ndarray) -> SeqLayout:
+    """One-hot sizes and standardisation, learned from the encoded train windows."""
+    assert spec.sequence is not None
+    r, k = len(spec.features), spec.sequence.length
+    onehot, mean, scale = [], [], []
+    for index, feature in enumerate(state.features[:r]):
+        if feature.dtype == "categorical":
+            onehot.append(len(feature.vocabulary) + 1)
+            mean.append(0.0)
+            scale.append(1.0)
+        else:
+            column = design[:, index].astype(np.float64)
+            onehot.append(0)
+            mean.append(float(column.mean()))
+            scale.append(float(column.std()) or 1.0)
+    ages = design[:, r:].reshape(len(design), k, r + EXTRAS_PER_LAG)[:, :, r + 2]
+    return SeqLayout(
+        kind="lstm",
+        features=r,
+        length=k,
+        onehot=onehot,
+        mean=mean,
+        scale=scale,
+        age_mean=float(ages.mean()),
+        age_scale=float(ages.std()) or 1.0,
+    )
+
+
+def prepare(
+    spec: ProjectSpec, train_frame: pd.DataFrame, validation_frame: pd.DataFrame
+) -> SeqData:
+    flat = flattened_spec(spec)
+    train_windows = windowed_frame(train_frame, spec)
+    validation_windows = windowed_frame(validation_frame, spec)
+    state = fit(train_windows, flat)
+    design_train = np.ascontiguousarray(encode_frame(state, train_windows, np.float32))
+    design_validation = np.ascontiguousarray(encode_frame(state, validation_windows, np.float32))
+    return SeqData(
+        spec=flat,
+        state=state,
+        layout=layout_for(spec, state, design_train),
+        design_train=design_train,
+        design_validation=design_validation,
+        y_train=train_frame[spec.target].to_numpy(np.float32),
+        y_validation=validation_frame[spec.target].to_numpy(np.float32),
+    )
+
+
+def hidden_sizes(value: Any) -> list[int]:
+    """`mlp_hidden` as layer widths: an int is one layer."""
+    if isinstance(value, int | float):
+        return [int(value)]
+    return [int(v) for v in value]
+
+
+def build_network(layout: SeqLayout, p: dict[str, Any]) -> Any:
+    from castml.models.tabular_seq_net import TabularSeqModel
+
+    return TabularSeqModel(
+        layout.width + EXTRAS_PER_LAG,
+        layout.width,
+        int(p["lstm_hidden"]),
+        hidden_sizes(p["mlp_hidden"]),
+        float(p["dropout"]),
+    )
+
+
+def fit_network(
+    data: SeqData, p: dict[str, Any], seed: int, on_epoch: EpochCallback | None = None
+) -> tuple[Any, list[float], list[dict[str, float]]]:
+    """Train; returns (the network at its best validation loss, train loss per epoch,
+    each epoch's metrics as reported)."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    current, steps = (torch.from_numpy(a) for a in expand(data.design_train, data.layout))
+    val_current, val_steps = (
+        torch.from_numpy(a) for a in expand(data.design_validation, data.layout)
+    )
+    y, y_val = torch.from_numpy(data.y_train), torch.from_numpy(data.y_validation)
+    net = build_network(data.layout, p)
+    optimiser = torch.optim.Adam(
+        net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p.get("weight_decay", 0))
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    generator = torch.Generator().manual_seed(seed)
+    batch, epochs, patience = int(p["batch_size"]), int(p["epochs"]), int(p.get("patience", 0))
+    history: list[float] = []
+    reports: list[dict[str, float]] = []
+    best_loss, best_state, since_best = np.inf, copy.deepcopy(net.state_dict()), 0
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(y), generator=generator)
+        total, right = 0.0, 0.0
+        for start in range(0, len(y), batch):
+            idx = order[start : start + batch]
+            logits = net(steps[idx], current[idx])
+            loss = loss_fn(logits, y[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+            right += float(((logits.detach() > 0).float() == y[idx]).sum())
+        net.eval()
+        with torch.no_grad():
+            val_logits = net(val_steps, val_current)
+            val_loss = float(loss_fn(val_logits, y_val))
+        val_score = torch.sigmoid(val_logits).numpy()
+        metrics = {
+            "train_loss": total / len(y),
+            "val_loss": val_loss,
+            "train_accuracy": right / len(y),
+            "val_accuracy": float(((val_logits > 0).float() == y_val).float().mean()),
+            "val_roc_auc": (
+                float(roc_auc_score(data.y_validation, val_score))
+                if len(np.unique(data.y_validation)) == 2
+                else float("nan")
+            ),
+        }
+        history.append(metrics["train_loss"])
+        reports.append(metrics)
+        report_epoch(on_epoch, epoch + 1, epochs, metrics["train_loss"], metrics)
+        if val_loss < best_loss:
+            best_loss, best_state, since_best = val_loss, copy.deepcopy(net.state_dict()), 0
+        else:
+            since_best += 1
+            if patience and since_best >= patience:
+                break
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, history, reports
+
+
+def _write_common(
+    directory: Path, data: SeqData, layout: SeqLayout, validation_score: np.ndarray
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = data.spec
+    Manifest(
+        project=spec.name,
+        task=str(spec.task),
+        features=data.state.columns,
+        latent_dim=0,
+        threshold=tune_threshold(data.y_validation, validation_score),
+        class_names=list(spec.class_names) if spec.class_names else None,
+        family="lstm_seq",
+    ).write(directory)
+    layout.write(directory)
+    write_encoding(directory, data.state)
+    write_target_transform(directory, "none")
+    write_spec(directory, spec)
+
+
+def save_network(net: Any, data: SeqData, model_dir: Path) -> None:
+    import torch
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(model_dir / WEIGHTS_FILE, **net.export())
+    current, steps = (torch.from_numpy(a) for a in expand(data.design_validation, data.layout))
+    with torch.no_grad():
+        score = torch.sigmoid(net(steps, current)).numpy().astype(np.float64)
+    _write_common(model_dir, data, data.layout, score)
+
+
+def train_baselines(data: SeqData, baseline_dir: Path, seed: int) -> None:
+    """LightGBM (into `baseline_dir`) and logistic regression (`more/logistic_regression`),
+    both on the current row only: what the sequence adds is measured against them."""
+    import lightgbm as lgb
+    from sklearn.linear_model import LogisticRegression
+
+    r = data.layout.features
+    categorical = [i for i, size in enumerate(data.layout.onehot) if size]
+    x_train, x_val = data.design_train[:, :r], data.design_validation[:, :r]
+    train_set = lgb.Dataset(x_train, label=data.y_train, categorical_feature=categorical)
+    valid_set = lgb.Dataset(x_val, label=data.y_validation, reference=train_set)
+    params = BASELINE_GBM | {"seed": seed, "num_threads": max(1, min(4, os.cpu_count() or 1))}
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=BASELINE_ROUNDS,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(30, verbose=False)],
+    )
+    baseline_dir.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(baseline_dir / BASELINE_GBM_FILE))
+    gbm_layout = SeqLayout(**{**data.layout.__dict__, "kind": "lightgbm"})
+    _write_common(baseline_dir, data, gbm_layout, np.asarray(booster.predict(x_val)))
+
+    logistic = LogisticRegression(C=1.0, max_iter=1000)
+    logistic.fit(expand_rows(x_train, data.layout), data.y_train)
+    logreg_dir = baseline_dir / EXTRA_BASELINES_DIR / "logistic_regression"
+    logreg_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        logreg_dir / WEIGHTS_FILE,
+        coef=logistic.coef_[0],
+        intercept=np.asarray(logistic.intercept_[0]),
+    )
+    score = logistic.predict_proba(expand_rows(x_val, data.layout))[:, 1]
+    logreg_layout = SeqLayout(**{**data.layout.__dict__, "kind": "logistic_regression"})
+    _write_common(logreg_dir, data, logreg_layout, score)
+
+
+def train(
+    spec: ProjectSpec,
+    train_frame: pd.DataFrame,
+    validation_frame: pd.DataFrame,
+    model_dir: Path,
+    baseline_dir: Path,
+    params: dict[str, dict[str, Any]],
+    on_epoch: EpochCallback | None = None,
+) -> list[float]:
+    """The network into `model_dir`, the current-row baselines into `baseline_dir`."""
+    p = params["lstm_seq"]
+    seed = int(p.get("seed", spec.model.seed))
+    data = prepare(spec, train_frame, validation_frame)
+    net, history, _ = fit_network(data, p, seed, on_epoch)
+    save_network(net, data, model_dir)
+    train_baselines(data, baseline_dir, seed)
+    return history

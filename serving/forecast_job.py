@@ -1,0 +1,324 @@
+"""The forecast job: recent observations -> the pinned champion's forecasts -> Redis.
+
+One run (`castml forecast run`, `python -m serving forecast-job`, a CronJob; the embedded
+scheduler calls `ForecastJob.run` every few minutes):
+
+1. checks Redis first, so a run that cannot write scores nothing (`CacheUnavailableError`);
+2. resolves `CASTML_FORECAST_MODEL_VERSION` (`champion`) to a number, once for the whole run,
+   and fetches that version (digest-checked, cached: serving.registry_store); a version
+   already loaded by an earlier run of the same process is reused. A promotion is
+   therefore picked up by the next run, and every record carries the version that made it;
+3. reads the latest observation partitions and builds one window per series
+   (serving.forecast_history); a series with too short or gappy a history is skipped,
+   logged with its reason and counted in `castml_forecast_series_skipped`;
+4. scores every complete window in one `forecast_many` call (all horizons at once);
+5. matches the forecasts still waiting for their target hour with what is observed now
+   (realised error per horizon: serving.forecast_realised);
+6. writes every record and the run summary in one atomic Redis script call, with the TTL.
+
+Outcomes go to a Prometheus textfile, `<metrics dir>/forecast-<project>.prom`, also when a
+run fails; the exit codes of `python -m serving forecast-job` are the servers' (69 for
+Redis down, see `exit_code`).
+
+No trial load in a child (unlike the predictor): the job is its own short-lived process,
+so a version that crashes it fails that run loudly while the read endpoint keeps answering
+the last run's forecasts (marked stale once they age).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from castml.errors import CastmlError
+from castml.protocol.forecast_record import ForecastRecord, ForecastRun
+from castml.runtime.manifest import Manifest
+from serving.errors import NotFoundError, VersionRefusedError
+from serving.forecast_cache import CacheUnavailableError, ForecastCache
+from serving.forecast_history import (
+    SKIP_GAP,
+    SKIP_INVALID,
+    SKIP_SHORT,
+    Skipped,
+    Window,
+    partition_files,
+    read_observations,
+    windows,
+)
+from serving.forecast_metrics import write_job_metrics
+from serving.forecast_realised import Realised
+from serving.registry_store import MODEL_SUBDIR, RegistryStore, RegistryUnavailableError
+from serving.settings import ForecastSettings
+from serving.version_store import LocalStore, VersionSource
+
+log = logging.getLogger("serving.forecast")
+
+
+class ForecastModelLike(Protocol):
+    """What the job needs of `castml.runtime.forecast_model.ForecastModel`."""
+
+    manifest: Manifest
+    horizons: tuple[int, ...]
+    history_rows: int
+    time_column: str
+    target: str
+    exogenous: tuple[str, ...]
+
+    def forecast_many(self, histories: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray: ...
+
+
+class NoObservationsError(CastmlError):
+    """Nothing to forecast from: no observations in the lookback (or none of the series)."""
+
+    status_code = 404
+
+
+class NotAForecastModelError(VersionRefusedError):
+    """The version resolved is not of the forecast family."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run: ForecastRun
+    records: list[ForecastRecord]
+    skipped: list[Skipped]
+    realised: list[Realised] = field(default_factory=list)  # per horizon, this run's matches
+
+
+def model_source(settings: ForecastSettings) -> VersionSource:
+    if settings.forecast_model_store is not None:
+        return LocalStore(settings.forecast_model_store)
+    return RegistryStore(
+        settings.tracking_uri,
+        settings.forecast_project,
+        settings.version_cache,
+        settings.mlflow_timeout_s,
+    )
+
+
+def load_forecast_model(folder: Path, version: str) -> ForecastModelLike:
+    model_dir = folder / MODEL_SUBDIR
+    try:
+        family = Manifest.read(model_dir).family
+    except Exception as exc:
+        raise VersionRefusedError(
+            f"version {version}: its manifest is unreadable ({type(exc).__name__})"
+        ) from exc
+    if family != "forecast":
+        raise NotAForecastModelError(
+            f"version {version} is a '{family}' model, not a forecast model"
+        )
+    from castml.runtime.forecast_model import ForecastModel
+
+    try:
+        model: ForecastModelLike = ForecastModel.load(model_dir)
+    except Exception as exc:  # the version's files: a refusal, not a bug of the job
+        raise VersionRefusedError(
+            f"version {version} failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+    return model
+
+
+@dataclass
+class ForecastJob:
+    settings: ForecastSettings
+    source: VersionSource | None = None
+    cache: ForecastCache | None = None
+    _models: dict[str, ForecastModelLike] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.source = self.source or model_source(self.settings)
+        self.cache = self.cache or ForecastCache(self.settings)
+
+    @property
+    def project(self) -> str:
+        return self.settings.forecast_project
+
+    def model(self, ref: str) -> tuple[str, ForecastModelLike]:
+        """The version `ref` names now, loaded (once per version in this process)."""
+        assert self.source is not None
+        version = self.source.resolve(ref)
+        if version not in self._models:
+            folder = self.source.fetch(version)
+            self._models = {version: load_forecast_model(folder, version)}  # keep one
+            log.warning("forecast job: loaded %s version %s", self.project, version)
+        return version, self._models[version]
+
+    def run(self, now: float | None = None) -> RunResult:
+        """One run; raises CacheUnavailableError, NoObservationsError, registry errors.
+
+        Every outcome, failures included, is written to the metrics textfile.
+        """
+        started = time.perf_counter()
+        try:
+            result = self._run(now)
+        except CastmlError as exc:
+            write_job_metrics(self.settings.metrics_dir, self.project, None, failure(exc))
+            raise
+        write_job_metrics(self.settings.metrics_dir, self.project, result, None)
+        log.warning(
+            "forecast job: %s version %s: %d series forecast at %s h, %d skipped, %.2f s",
+            self.project,
+            result.run.model_version,
+            result.run.written,
+            ",".join(map(str, result.run.horizons)),
+            len(result.skipped),
+            time.perf_counter() - started,
+        )
+        return result
+
+    def _run(self, now: float | None) -> RunResult:
+        assert self.cache is not None
+        started = time.perf_counter()
+        self.cache.check()  # before anything is scored: a run that cannot write fails first
+        version, model = self.model(self.settings.forecast_model_version)
+        columns = [model.time_column, model.target, *model.exogenous]
+        files = partition_files(
+            self.settings.logs_dir, self.project, self.settings.forecast_lookback_days
+        )
+        only = set(self.settings.forecast_series) or None
+        plan = getattr(model, "plan", None)  # castml.data.lag_features.LagPlan
+        max_gap = int(getattr(plan, "max_gap", 0))
+        step_ms = int(getattr(plan, "step_seconds", 3600)) * 1000
+        found, skipped = windows(
+            read_observations(files, columns), columns, model.history_rows, step_ms, only, max_gap
+        )
+        for skip in skipped:
+            log.warning(
+                "forecast job: series %s skipped (%s): %s", skip.series, skip.reason, skip.detail
+            )
+        if not found and not skipped:
+            raise NoObservationsError(
+                f"no observations of {self.project} under {self.settings.logs_dir} "
+                f"in the latest {self.settings.forecast_lookback_days} days"
+            )
+        found, values, refused = score_safely(model, found)
+        skipped += refused
+        made_at = time.time() if now is None else now
+        ttl = self.settings.forecast_ttl_s
+        records = [
+            ForecastRecord(
+                self.project,
+                window.series,
+                int(horizon),
+                float(values[i, j]),
+                version,
+                made_at,
+                window.end_ms / 1000,
+                ttl,
+            )
+            for i, window in enumerate(found)
+            for j, horizon in enumerate(model.horizons)
+            if values is not None
+        ]
+        run = ForecastRun(
+            self.project,
+            version,
+            tuple(int(h) for h in model.horizons),
+            made_at,
+            len(found),
+            {s.series: f"{s.reason}: {s.detail}" for s in skipped},
+            round(time.perf_counter() - started, 4),
+        )
+        # Observations are the earlier forecasts' delayed labels: match them first.
+        realised = self.cache.realise(self.project, found, run.horizons, model.target)
+        self.cache.write(records, run)
+        self.cache.remember(records)
+        return RunResult(run, records, skipped, realised)
+
+
+def score_safely(
+    model: ForecastModelLike, found: list[Window]
+) -> tuple[list[Window], np.ndarray | None, list[Skipped]]:
+    """The windows the model scores, their forecasts `[S, H]`, and the windows it refuses.
+
+    One call scores every window; only when the model refuses the batch (its own history
+    checks, 422s: rare, the windows were checked already) does one call each find which.
+    """
+    if not found:
+        return found, None, []
+    try:
+        return found, model.forecast_many([w.columns for w in found]), []
+    except CastmlError:
+        pass
+    good: list[Window] = []
+    rows: list[np.ndarray] = []
+    refused: list[Skipped] = []
+    for window in found:
+        try:
+            rows.append(model.forecast_many([window.columns])[0])
+            good.append(window)
+        except CastmlError as exc:
+            reason = reason_of(exc)
+            refused.append(Skipped(window.series, reason, str(exc)))
+    return good, (np.stack(rows) if rows else None), refused
+
+
+def reason_of(exc: CastmlError) -> str:
+    """The skip reason of a model's refusal (castml.data.lag_features' history errors)."""
+    name = type(exc).__name__
+    if "Gap" in name:
+        return SKIP_GAP
+    return SKIP_SHORT if "TooShort" in name else SKIP_INVALID
+
+
+def failure(exc: BaseException) -> str:
+    """The metric label of a failed run."""
+    if isinstance(exc, CacheUnavailableError):
+        return "redis_unavailable"
+    if isinstance(exc, RegistryUnavailableError):
+        return "registry_unavailable"
+    if isinstance(exc, VersionRefusedError):
+        return "version_refused"
+    if isinstance(exc, NoObservationsError):
+        return "no_observations"
+    if isinstance(exc, NotFoundError):
+        return "version_not_found"
+    return "error"
+
+
+EXIT_CODES = {
+    "redis_unavailable": 69,  # EX_UNAVAILABLE
+    "registry_unavailable": 75,  # EX_TEMPFAIL, as the servers' start-up
+    "version_refused": 65,
+    "version_not_found": 66,
+    "no_observations": 66,
+    "error": 1,
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    return EXIT_CODES[failure(exc)]
+
+
+def run_every(
+    job: ForecastJob,
+    every_s: float,
+    stop: threading.Event,
+    report: Callable[[RunResult | None, CastmlError | None], None] | None = None,
+) -> None:
+    """The embedded scheduler: a run every `every_s` seconds until `stop` is set.
+
+    A failed run (Redis down, MLflow down, a refused version) is reported and the next
+    one is tried on time, as a CronJob's next schedule would be; the cache keeps the last
+    good run's forecasts meanwhile (marked stale once they age).
+    """
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            result = job.run()
+        except CastmlError as exc:
+            log.error("forecast run failed: %s", exc)
+            if report:
+                report(None, exc)
+        else:
+            if report:
+                report(result, None)
+        stop.wait(max(0.0, every_s - (time.monotonic() - started)))

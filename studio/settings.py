@@ -1,0 +1,114 @@
+"""The studio's settings (`CASTML_STUDIO_*`, plus the platform's `CASTML_HOME` and MLflow).
+
+One class for the one deployable. Everything the AI report states as an assumption (the
+ROI inputs) and every alert threshold lives here, so a number in a report can always be
+traced to a setting or a metric.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from castml.settings import PlatformSettings
+
+DEFAULT_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
+
+
+# Below this many clicks in the holdout an AUC's bootstrap CI means little: the drafted
+# spec's gate (`gates.min_positives`) and the AI report both say so.
+MIN_HOLDOUT_CLICKS = 30
+
+
+class StudioSettings(PlatformSettings):
+    """The studio API: upload, train, runs, reports, PDF, performance, alerts."""
+
+    studio_host: str = Field("127.0.0.1", description="Interface the studio binds (loopback).")
+    studio_port: int = Field(8000, description="Port (8000: what the frontend's proxy expects).")
+    studio_token: str | None = Field(
+        None,
+        description="Bearer token the write endpoints (upload, train, generate-pdf) require. "
+        "Unset: accepted only on a loopback bind, with a warning at start-up.",
+    )
+    studio_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:3000"],
+        description="Origins allowed by CORS (JSON list in the environment).",
+    )
+    studio_max_upload_bytes: int = Field(
+        50 * 1024 * 1024, description="Largest upload body; larger answers 413 unread."
+    )
+    studio_data_dir: Path | None = Field(
+        None, description="Uploads, drafted specs, run files and PDFs. Unset: <home>/studio."
+    )
+    studio_max_trainings: int = Field(
+        2, description="Trainings running at once; one more answers 503 with Retry-After."
+    )
+    studio_poll_s: float = Field(
+        0.5, description="How often a training's MLflow run is read for new epochs."
+    )
+    studio_accuracy_alert: float = Field(
+        0.7, description="performance_alert when the served model's accuracy falls below."
+    )
+    studio_response_alert_ms: float = Field(
+        500.0, description="performance_alert when the served model's response time exceeds."
+    )
+    studio_metrics_interval_s: float = Field(
+        2.0, description="Seconds between two messages on /ws/performance."
+    )
+    studio_latency_probes: int = Field(
+        20, description="Predictions timed to measure a served model's response time."
+    )
+    studio_impressions_per_month: float = Field(
+        1_000_000.0, description="ROI assumption: impressions the client serves a month."
+    )
+    studio_revenue_per_click: float = Field(
+        0.5, description="ROI assumption: revenue one click brings, in the report's currency."
+    )
+    studio_targeted_share: float = Field(
+        0.2,
+        description="ROI assumption: share of impressions shown to the model's top-scored "
+        "users (the lift of that top share is the ROI increase).",
+    )
+    studio_min_holdout_clicks: int = Field(
+        MIN_HOLDOUT_CLICKS,
+        description="Clicks the holdout must hold before the AI report claims a signal: "
+        "with fewer, an AUC and its bootstrap CI rest on a handful of rows, and the report "
+        "says no usable signal, naming the count.",
+    )
+    studio_currency: str = Field("USD", description="Currency the ROI figures are stated in.")
+    studio_llm_url: str | None = Field(
+        None,
+        description="OpenAI-compatible chat endpoint (base URL) that may rewrite the AI "
+        "report's narrative. Unset: the deterministic report only.",
+    )
+    studio_llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM.")
+    studio_llm_api_key: str | None = Field(None, description="Bearer key for the LLM endpoint.")
+    studio_font_path: Path = Field(
+        DEFAULT_FONT, description="TTF embedded in PDFs so that Korean renders (fonts-nanum)."
+    )
+    studio_family: Literal["auto", "lstm_seq", "gbm"] = Field(
+        "auto",
+        description="Model family a new upload's draft spec names; auto: lstm_seq when the "
+        "upload has streams (an *_id or position column and a time column), else gbm.",
+    )
+    studio_serve_models: bool = Field(
+        True,
+        description="Measure response_time on a started predictor (python -m serving); "
+        "false: on the model's pyfunc in process.",
+    )
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.studio_data_dir or self.home / "studio").resolve()
+
+    @property
+    def binds_loopback(self) -> bool:
+        if self.studio_host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.studio_host).is_loopback
+        except ValueError:
+            return False
