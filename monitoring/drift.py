@@ -104,6 +104,30 @@ def drift_report(
     )
 
 
+def observation_drift_report(
+    reference: pd.DataFrame, current: pd.DataFrame, spec: ProjectSpec, method: str | None
+) -> Snapshot:
+    """A forecast project's drift: its observed columns (the target's level among them: the
+    demand that grew over a decade) against the reference the version was trained on. There
+    is no per-request score to compare; realised error is the forecast job's metric."""
+    columns = [*spec.feature_names, spec.target]
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=columns,
+                drift_share=spec.monitoring.drift_share,
+                num_method=method or None,
+                threshold=spec.monitoring.stattest_threshold,
+            )
+        ],
+        include_tests=True,
+    )
+    return report.run(
+        _dataset(current, columns, numerical_columns=columns),
+        _dataset(reference, columns, numerical_columns=columns),
+    )
+
+
 def _as_logged(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     """Categories as text on both sides: the log holds a bool as 0/1 and the training
     reference as True/False, and a category must compare equal across the two."""
@@ -194,6 +218,11 @@ def evaluate(
     category_method: str | None = "chisquare",
 ) -> list[tuple[str, Snapshot]]:
     """Fill `result` in place; returns the snapshots to render, by artifact name."""
+    if spec.task == "forecast":  # observations, not served requests
+        snapshot = observation_drift_report(reference, current, spec, method)
+        result.drift_share, result.features, result.prediction_drift = read_drift(snapshot)
+        result.dataset_drift = result.drift_share >= spec.monitoring.drift_share
+        return [("drift", snapshot)]
     snapshot = drift_report(reference, current, spec, method, score_method, category_method)
     result.drift_share, result.features, result.prediction_drift = read_drift(snapshot)
     result.dataset_drift = result.drift_share >= spec.monitoring.drift_share

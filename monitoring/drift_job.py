@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,14 @@ from monitoring.drift import SCORE, DriftResult, evaluate
 from monitoring.drift_metrics import write_gauges
 from monitoring.retrain_filing import HttpFiler, RetrainAnswer, RetrainFiler, request_for
 from monitoring.settings import DriftSettings
-from monitoring.window import Window, parse_window, read_labels, read_traffic
+from monitoring.window import (
+    Window,
+    latest_observation,
+    parse_window,
+    read_labels,
+    read_observations,
+    read_traffic,
+)
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -96,12 +103,21 @@ def run_drift(
         )
     spec = load_spec(project)
     project = spec.name  # `project` may be a spec's path: the registry and logs use its name
+    if spec.task == "forecast" and end is None and spec.time_column is not None:
+        # Observations carry their own time (a replay is years old): the window ends at
+        # the newest one, not at the clock.
+        newest = latest_observation(settings.logs_dir, project, spec.time_column)
+        end = None if newest is None else newest + timedelta(seconds=1)  # the window holds it
     window = Window.ending(parse_window(window_text), end)
     client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
     version, model_run = champion(client, project)
     with tempfile.TemporaryDirectory(prefix="castml-drift-") as tmp:
         reference = load_reference(client, model_run, Path(tmp))
-        current = current_frame(settings, spec, version, window)
+        current = (
+            read_observations(settings.logs_dir, project, spec.time_column, window)
+            if spec.task == "forecast" and spec.time_column is not None
+            else current_frame(settings, spec, version, window)
+        )
         result = DriftResult(
             project=project,
             model_version=version,

@@ -1,4 +1,5 @@
-"""Read a time window of logged traffic (and its delayed labels) back from Parquet."""
+"""Read a time window of logged traffic (and its delayed labels), or of a forecast
+project's observations, back from Parquet."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from castml.errors import CastmlError
+from castml.protocol.forecast_record import OBSERVATIONS_DIR, RECEIVED_COLUMN, SERIES_COLUMN
 from monitoring.parquet_sink import FEEDBACK_DIR
 
 _WINDOW = re.compile(r"^(\d+)([mhdw])$")
@@ -86,3 +88,31 @@ def read_labels(logs_root: Path, project: str, window: Window) -> pd.DataFrame:
         return pd.DataFrame(columns=["request_id", "label"])
     frame = frame.sort_values("received_at").drop_duplicates("request_id", keep="last")
     return frame[["request_id", "label"]].reset_index(drop=True)
+
+
+def latest_observation(logs_root: Path, project: str, time_column: str) -> datetime | None:
+    """The newest observation time of a forecast project (its latest partition's)."""
+    directory = logs_root / project / OBSERVATIONS_DIR
+    days = sorted(directory.glob("date=*")) if directory.is_dir() else []
+    for part in reversed(days):
+        frame = _read(sorted(p for p in part.glob("*.parquet") if not p.name.startswith(".")))
+        if frame is not None and len(frame):
+            newest: datetime = pd.Timestamp(frame[time_column].max()).to_pydatetime()
+            return newest
+    return None
+
+
+def read_observations(
+    logs_root: Path, project: str, time_column: str, window: Window
+) -> pd.DataFrame:
+    """A forecast project's observations whose own time falls in the window: the last one
+    received of each (series, time), as the forecast job reads them (possibly empty)."""
+    frame = _read(partition_files(logs_root / project / OBSERVATIONS_DIR, window))
+    if frame is None:
+        return pd.DataFrame()
+    times = frame[time_column]
+    frame = frame[(times >= window.start) & (times < window.end)]
+    frame = frame.sort_values(RECEIVED_COLUMN).drop_duplicates(
+        [SERIES_COLUMN, time_column], keep="last"
+    )
+    return frame.sort_values(time_column).reset_index(drop=True)

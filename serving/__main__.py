@@ -49,7 +49,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--model_name", default=None, help="Project served (default: CASTML_PROJECT)."
     )
-    parser.add_argument("--http_port", type=int, default=8080)
+    parser.add_argument(
+        "--http_port",
+        type=int,
+        default=None,
+        help="HTTP port (default: 8080, KServe's; the forecast endpoint: CASTML_FORECAST_PORT).",
+    )
     parser.add_argument("--grpc_port", type=int, default=0, help="Predictor gRPC port; 0: no gRPC.")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--predictor_host", default=None, help="host:port of the predictor.")
@@ -78,6 +83,8 @@ def _start(args: argparse.Namespace) -> None:
     if args.role in ("forecast", "forecast-job"):  # issue 14: serving.forecast_main
         _start_forecast(args)
         return
+    if args.http_port is None:
+        args.http_port = 8080  # KServe's default port for a model server
     overrides: dict[str, object] = {}
     if args.model_name:
         overrides["project"] = args.model_name
@@ -150,7 +157,8 @@ def _start_forecast(args: argparse.Namespace) -> None:
     if args.role == "forecast-job":
         run_forecast_job(settings)
     else:
-        serve_forecast(settings, args.http_port)
+        port = args.http_port if args.http_port is not None else settings.forecast_port
+        serve_forecast(settings, port)
 
 
 def _prepare(settings: ServingSettings) -> str:

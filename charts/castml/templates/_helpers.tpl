@@ -167,6 +167,61 @@ Secret's key when it exists. (dict "ctx" $ "secret" "name" "key" "token" "length
 {{- default (printf "%s-webhook" (include "castml.fullname" .)) .Values.rollout.webhookExistingSecret -}}
 {{- end }}
 
+{{- define "castml.studioSecret" -}}
+{{- default (printf "%s-studio-token" (include "castml.fullname" .)) .Values.studio.existingSecret -}}
+{{- end }}
+
+{{- define "castml.redisSecret" -}}
+{{- default (printf "%s-redis" (include "castml.fullname" .)) .Values.forecast.redis.existingSecret -}}
+{{- end }}
+
+{{- define "castml.redisService" -}}
+{{ include "castml.fullname" . }}-redis
+{{- end }}
+
+{{/* The forecast cache's Redis: the external URL, or the chart's StatefulSet. No password in it. */}}
+{{- define "castml.redisUrl" -}}
+{{- if .Values.forecast.redis.externalUrl -}}
+{{ .Values.forecast.redis.externalUrl }}
+{{- else -}}
+redis://{{ include "castml.redisService" . }}.{{ .Release.Namespace }}.svc.cluster.local:6379/0
+{{- end -}}
+{{- end }}
+
+{{/* What the forecast job and the read API share: the project and the cache (ForecastSettings). */}}
+{{- define "castml.forecastEnv" -}}
+- name: CASTML_FORECAST_PROJECT
+  value: {{ .Values.forecast.project | quote }}
+- name: CASTML_REDIS_URL
+  value: {{ include "castml.redisUrl" . | quote }}
+- name: CASTML_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "castml.redisSecret" . }}
+      key: {{ .Values.forecast.redis.passwordKey }}
+{{- end }}
+
+{{/* Base URL of one KServe component Service (Standard mode: `<isvc>-<component>`, port 80). (dict "ctx" $ "isvc" "diecast" "component" "transformer") */}}
+{{- define "castml.isvcUrl" -}}
+http://{{ .isvc }}-{{ .component }}.{{ .ctx.Release.Namespace }}.svc.cluster.local
+{{- end }}
+
+{{/*
+The collector's payload-log volume is ReadWriteOnce by default: a pod that mounts it
+(drift jobs, the forecast job, the UI) must run on the collector's node.
+*/}}
+{{- define "castml.nextToCollector" -}}
+{{- if eq .Values.monitoring.collector.persistence.accessMode "ReadWriteOnce" }}
+affinity:
+  podAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "castml.selectorLabels" (dict "ctx" . "component" "collector") | nindent 12 }}
+{{- end }}
+{{- end }}
+
 {{/* Scratch space for the read-only root filesystem. */}}
 {{- define "castml.tmpVolume" -}}
 - name: tmp
@@ -234,6 +289,23 @@ Checks JSON schema cannot express, each failing with one clear line that names t
 {{- end -}}
 {{- if .Values.monitoring.enabled -}}
 {{- include "castml.checkCron" (dict "path" "monitoring.drift.schedule" "value" .Values.monitoring.drift.schedule "n" 5 "what" "5-field cron (minute hour day-of-month month day-of-week)" "example" "30 1 * * *") -}}
+{{- end -}}
+{{- if .Values.ui.enabled -}}
+{{- if not (has .Values.ui.project $projects) -}}
+{{- fail (printf "\nui.project (%s) is not an enabled project: the UI calls its InferenceService. Enabled: %s" .Values.ui.project (join ", " $projects)) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.forecast.enabled -}}
+{{- if not .Values.monitoring.enabled -}}
+{{- fail "\nforecast.enabled needs monitoring.enabled: observations arrive through the collector, and the forecast job reads them from its volume" -}}
+{{- end -}}
+{{- if and .Values.forecast.redis.externalUrl (not .Values.forecast.redis.existingSecret) -}}
+{{- fail "\nforecast.redis.existingSecret is required with forecast.redis.externalUrl: a Secret holding the external Redis's password under `passwordKey`" -}}
+{{- end -}}
+{{- if regexMatch "^rediss?://[^/@]*:[^/@]*@" .Values.forecast.redis.externalUrl -}}
+{{- fail "\nforecast.redis.externalUrl must not carry a password: put it in the Secret named by forecast.redis.existingSecret" -}}
+{{- end -}}
+{{- include "castml.checkCron" (dict "path" "forecast.job.schedule" "value" .Values.forecast.job.schedule "n" 5 "what" "5-field cron (minute hour day-of-month month day-of-week)" "example" "*/5 * * * *") -}}
 {{- end -}}
 {{- include "castml.checkCron" (dict "path" "kfp.retrainCron" "value" .Values.kfp.retrainCron "n" 6 "what" "KFP 6-field cron (second minute hour day-of-month month day-of-week)" "example" "0 0 2 1 * *") -}}
 {{- end }}

@@ -56,3 +56,37 @@ podSelector:
     - {protocol: TCP, port: {{ . }}}
     {{- end }}
 {{- end }}
+
+{{/* Egress to the faces' own ports (the helm test pod checks their health). Empty when none is enabled. */}}
+{{- define "castml.netpol.toFaces" -}}
+{{- if .Values.ui.enabled }}
+- to:
+    {{- include "castml.netpol.peer" (dict "ctx" . "components" (list "ui")) | nindent 4 }}
+  ports:
+    - {protocol: TCP, port: {{ .Values.ui.port }}}
+{{- end }}
+{{- if .Values.studio.enabled }}
+- to:
+    {{- include "castml.netpol.peer" (dict "ctx" . "components" (list "studio")) | nindent 4 }}
+  ports:
+    - {protocol: TCP, port: {{ .Values.studio.port }}}
+{{- end }}
+{{- if .Values.forecast.enabled }}
+- to:
+    {{- include "castml.netpol.peer" (dict "ctx" . "components" (list "forecast-api")) | nindent 4 }}
+  ports:
+    - {protocol: TCP, port: {{ .Values.forecast.api.port }}}
+{{- end }}
+{{- end }}
+
+{{/* Egress to the forecast cache: the chart's Redis, or an external one (networkPolicy.redisCidrs). */}}
+{{- define "castml.netpol.toRedis" -}}
+{{- if .Values.forecast.redis.externalUrl }}
+{{- include "castml.netpol.toCidrs" (dict "cidrs" .Values.networkPolicy.redisCidrs "ports" .Values.networkPolicy.redisPorts) }}
+{{- else }}
+- to:
+    {{- include "castml.netpol.peer" (dict "ctx" . "components" (list "redis")) | nindent 4 }}
+  ports:
+    - {protocol: TCP, port: 6379}
+{{- end }}
+{{- end }}
