@@ -7,7 +7,10 @@ retrain request itself (`monitoring.retrain_filing.wanted_reason`):
 - `CastmlDatasetDrift`: the share of drifted features reached `monitoring.drift_share`;
 - `CastmlRealisedF1Low`: the realised F1 fell below `monitoring.min_f1` over at least
   `monitoring.min_window_rows` labelled rows (binary classification, when the spec sets
-  a floor).
+  a floor);
+- a forecast project's job and cache (serving/forecast_metrics.py): `CastmlForecastJobFailing`
+  (its last run wrote nothing), `CastmlForecastCacheDown` (the read API cannot reach Redis),
+  `CastmlForecastStale` (no successful run for three default schedules).
 
 The alerts are for people: the drift job has already asked for the retrain. One more
 group watches the platform (collector loss and lag, serving scraped at all).
@@ -86,7 +89,57 @@ def project_rules(spec: ProjectSpec) -> list[dict[str, Any]]:
                 },
             }
         )
+    if spec.task == Task.FORECAST:
+        rules += forecast_rules(selector)
     return rules
+
+
+# Three of the chart's default 5-minute schedules without a successful run: the read API
+# already marks such forecasts stale (CASTML_FORECAST_STALE_S), people should hear of it.
+FORECAST_STALE_S = 900
+
+
+def forecast_rules(selector: str) -> list[dict[str, Any]]:
+    def rule(
+        name: str, expr: str, wait: str, severity: str, summary: str, text: str
+    ) -> dict[str, Any]:
+        return {
+            "alert": name,
+            "expr": expr,
+            "for": wait,
+            "labels": {"severity": severity},
+            "annotations": {"summary": "{{ $labels.project }}: " + summary, "description": text},
+        }
+
+    return [
+        rule(
+            "CastmlForecastJobFailing",
+            f"max by (project) (castml_forecast_job_success{selector}) == 0",
+            "10m",
+            "critical",
+            "the forecast job's runs fail",
+            "The last run of the forecast job wrote no forecasts (Redis down, no @champion, "
+            "or no usable history): see the CronJob's log and castml_forecast_job_failure.",
+        ),
+        rule(
+            "CastmlForecastCacheDown",
+            f"max by (project) (castml_forecast_redis_up{selector}) == 0",
+            "5m",
+            "critical",
+            "the forecast cache (Redis) is unreachable",
+            "The read API answers 503 with Retry-After while Redis is down.",
+        ),
+        rule(
+            "CastmlForecastStale",
+            f"max by (project) (castml_forecast_last_run_age_seconds{selector})"
+            f" > {FORECAST_STALE_S}",
+            "5m",
+            "warning",
+            "no fresh forecasts",
+            f"No successful forecast run for over {FORECAST_STALE_S} s: the read API marks "
+            "its answers stale (with their age).",
+        ),
+    ]
 
 
 PLATFORM_RULES: list[dict[str, Any]] = [

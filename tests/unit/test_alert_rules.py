@@ -99,3 +99,17 @@ def test_rendered_prometheus_rule_carries_drift_and_performance_alerts() -> None
     # Prometheus, not Helm, expands the annotations' templates.
     assert "{{ $labels.project }}" in f1["annotations"]["summary"]
     assert groups == yaml.safe_load(CHECKED_IN.read_text())["groups"]
+
+
+def test_a_forecast_project_gets_its_job_and_cache_alerts_and_only_it() -> None:
+    groups = build_rules([load_spec("bikeshare"), load_spec("diecast")])["groups"]
+    failing = rule(groups, "bikeshare", "CastmlForecastJobFailing")
+    assert 'castml_forecast_job_success{project="bikeshare"}' in failing["expr"]
+    assert "== 0" in failing["expr"] and failing["labels"]["severity"] == "critical"
+    assert (
+        'castml_forecast_redis_up{project="bikeshare"}'
+        in rule(groups, "bikeshare", "CastmlForecastCacheDown")["expr"]
+    )
+    assert thresholds(rule(groups, "bikeshare", "CastmlForecastStale")["expr"]) == [900.0]
+    diecast = next(g for g in groups if g["name"] == "castml-diecast")
+    assert not [r for r in diecast["rules"] if r["alert"].startswith("CastmlForecast")]
