@@ -52,7 +52,12 @@ def exported(tmp_path: Path) -> set[str]:
         from serving.metrics import KnowledgeMetrics, ServerMetrics
     except ImportError:  # serving is optional for the monitoring image
         return names
+    from serving.forecast_metrics import ForecastApiMetrics, textfile, write_job_metrics
+
     names |= _series(ServerMetrics("predictor").registry.collect())
+    names |= _series(ForecastApiMetrics("bikeshare").registry.collect())
+    write_job_metrics(tmp_path, "bikeshare", None, "Redis is down")  # the job's textfile
+    names |= _series(text_string_to_metric_families(textfile(tmp_path, "bikeshare").read_text()))
     return names | _series(KnowledgeMetrics("diecast", 10).registry.collect())
 
 
