@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from starlette.requests import Request
+
 from castml.errors import CastmlError
+from castml.web.asgi import check_json_content_type, read_body
+from monitoring.settings import CollectorSettings
 
 SIGNATURE_HEADER = "x-castml-signature"
+BODY_SETTING = "CASTML_COLLECTOR_MAX_BODY_BYTES"  # named in a 413's answer
 
 
 class UnauthorizedError(CastmlError):
@@ -38,3 +43,19 @@ def check(headers: dict[str, str], body: bytes, token: str | None, hmac_key: str
     raise UnauthorizedError(
         "credentials required: 'Authorization: Bearer ...' or X-Castml-Signature"
     )
+
+
+async def authenticated_body(request: Request, settings: CollectorSettings) -> bytes:
+    """A write endpoint's body (feedback, observations): JSON by its Content-Type (415),
+    within the size limit (413, before it is all read), then signed or bearer-authenticated
+    (401) against that raw body."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    check_json_content_type(headers)
+    body = await read_body(
+        headers,
+        request.receive,  # type: ignore[arg-type]  # Starlette's Message type
+        settings.collector_max_body_bytes,
+        BODY_SETTING,
+    )
+    check(headers, body, settings.collector_token, settings.collector_hmac_key)
+    return body

@@ -56,7 +56,6 @@ from monitoring.settings import CollectorSettings
 
 # (policy, its bearer token): what mounting the retrain endpoint into the collector takes.
 RetrainMount = tuple[RetrainPolicy, str]
-BODY_SETTING = "CASTML_COLLECTOR_MAX_BODY_BYTES"
 
 
 def logged_features(spec: ProjectSpec) -> LoggedFeatures:
@@ -126,7 +125,7 @@ class CollectorApp:
         try:
             check_json_content_type(headers)
             body = await read_body(
-                headers, receive, settings.collector_max_body_bytes, BODY_SETTING
+                headers, receive, settings.collector_max_body_bytes, auth.BODY_SETTING
             )
             # The KServe logger sidecar cannot authenticate; in the cluster a
             # NetworkPolicy is the guard for this route (and for this route only).
@@ -153,15 +152,7 @@ def build_app(
 
     async def ingest_feedback(request: Request) -> Response:
         try:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            check_json_content_type(headers)
-            body = await read_body(
-                headers,
-                request.receive,  # type: ignore[arg-type]  # Starlette's Message type
-                settings.collector_max_body_bytes,
-                BODY_SETTING,
-            )
-            auth.check(headers, body, settings.collector_token, settings.collector_hmac_key)
+            body = await auth.authenticated_body(request, settings)
             records = feedback_records(
                 parse_json(body),
                 core.knows_request,

@@ -47,7 +47,7 @@ from castml.protocol.forecast_record import (
 )
 from castml.protocol.payload_record import MAX_EPOCH_S, check_project
 from castml.spec import Task, load_spec
-from castml.web.asgi import check_json_content_type, parse_json, read_body
+from castml.web.asgi import parse_json
 from castml.web.errors import FieldProblem, InvalidFieldsError, UnavailableError
 from castml.web.starlette_errors import as_response
 from monitoring import auth
@@ -247,15 +247,7 @@ def observation_route(settings: CollectorSettings, core: Collector) -> Route:
 
     async def ingest_observations(request: Request) -> Response:
         try:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            check_json_content_type(headers)
-            body = await read_body(
-                headers,
-                request.receive,  # type: ignore[arg-type]  # Starlette's Message type
-                settings.collector_max_body_bytes,
-                "CASTML_COLLECTOR_MAX_BODY_BYTES",
-            )
-            auth.check(headers, body, settings.collector_token, settings.collector_hmac_key)
+            body = await auth.authenticated_body(request, settings)
             try:
                 answer = await ingest(settings.logs_dir, parse_json(body))
             except OSError as exc:
