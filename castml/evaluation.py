@@ -23,6 +23,7 @@ from castml.models.holdout_metrics import (
     regression_metrics,
 )
 from castml.models.train import EXTRA_BASELINES_DIR, BaselineModel, features_and_target
+from castml.recent_window import RECENT_COLUMN, RecentWindow, judgeable, recent_gate
 from castml.runtime.loaded_model import load_model
 from castml.runtime.manifest import MANIFEST
 from castml.skill_interval import auc_interval
@@ -49,6 +50,9 @@ class Evaluation:
     # A family's further baselines on the same holdout (lstm_seq: logistic regression),
     # by name; the one above is `baseline`.
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    # A retrain on logged traffic: candidate and champion on the holdout's logged rows
+    # alone (`castml.recent_window.RecentWindow.to_json`); None otherwise.
+    recent: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -125,7 +129,18 @@ def evaluate(
     if spec.task == "forecast":  # rolling-origin backtests instead of a row-wise holdout
         from castml.forecast_evaluation import evaluate_forecast
 
-        return evaluate_forecast(spec, model_dir, test, champion, plots=plots)
+        return evaluate_forecast(
+            spec,
+            model_dir,
+            test.drop(columns=[RECENT_COLUMN], errors="ignore"),
+            champion,
+            plots=plots,
+        )
+    recent_rows: np.ndarray | None = None
+    if RECENT_COLUMN in test:
+        if spec.sequence is None:  # a window reorders rows: the mask would not line up
+            recent_rows = test[RECENT_COLUMN].to_numpy(dtype=bool)
+        test = test.drop(columns=[RECENT_COLUMN])
     spec, test = sequence_view(spec, test)  # a sequence model's input: each row's window
     x, y = features_and_target(test, spec)
     model = load_model(model_dir)
@@ -142,6 +157,7 @@ def evaluate(
     ]
 
     champion_metrics, champion_version, note = None, None, "no champion yet"
+    recent: RecentWindow | None = None
     if champion is not None:
         champion_version, champion_dir = champion
         try:
@@ -154,6 +170,14 @@ def evaluate(
             label = f"@champion v{champion_version}"
             scored.insert(1, Scored("champion", label, champion_score, champion_threshold))
             note = f"champion is version {champion_version}"
+            if recent_rows is not None and recent_rows.any():
+                m = recent_rows
+                recent = RecentWindow(
+                    int(m.sum()),
+                    _scores(spec, y[m], score[m], threshold),
+                    _scores(spec, y[m], champion_score[m], champion_threshold),
+                    judgeable(spec, y[m]),
+                )
         except (OSError, ValueError, KeyError) as exc:
             note = f"champion version {champion_version} cannot be scored on this holdout: {exc}"
 
@@ -174,11 +198,15 @@ def evaluate(
         champion=champion_metrics,
         champion_version=champion_version,
         champion_note=note,
-        gate=no_skill_gate(
-            apply_gates(candidate, champion_metrics, spec.gates),
+        gate=recent_gate(
+            no_skill_gate(
+                apply_gates(candidate, champion_metrics, spec.gates),
+                spec,
+                candidate,
+                int(np.sum(y == 1)) if spec.is_classification else 0,
+            ),
             spec,
-            candidate,
-            int(np.sum(y == 1)) if spec.is_classification else 0,
+            recent,
         ),
         threshold=threshold,
         confusion_matrix=confusion,
@@ -186,6 +214,7 @@ def evaluate(
         plots=drawn,
         plot_seconds=seconds,
         baselines=baselines,
+        recent=None if recent is None else recent.to_json(),
     )
 
 
@@ -267,7 +296,27 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}</style></head><
 decision threshold {evaluation.threshold:.4f}; {html.escape(evaluation.champion_note)}.</p>
 <h2>Gate: {verdict}</h2><ul>{reasons}</ul>
 <h2>Ablation</h2><table><tr><th>metric</th><th>AutoEncoder + GBM</th><th>GBM on raw features</th>
-<th>@champion</th></tr>{rows}</table>{confusion}{_plots_section(evaluation)}</body></html>"""
+<th>@champion</th></tr>{rows}</table>{_recent_section(evaluation)}{confusion}{_plots_section(evaluation)}</body></html>"""
+
+
+def _recent_section(evaluation: Evaluation) -> str:
+    """The recent window's table: what a drift or performance retrain is gated on too."""
+    recent = evaluation.recent
+    if not recent:
+        return ""
+    names = [n for n in recent["candidate"] if not n.startswith("roc_auc_ci")]
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{recent['candidate'][n]:.4f}</td>"
+        f"<td>{recent['champion'].get(n, float('nan')):.4f}</td></tr>"
+        for n in names
+    )
+    note = f" {html.escape(recent['note'])}." if recent.get("note") else ""
+    return (
+        f"<h2>Recent window ({recent['rows']} holdout rows from the logged traffic)</h2>"
+        f"<p>Candidate and @champion on the logged rows alone: the gate applies the spec's "
+        f"no-regression tolerances here too.{note}</p><table><tr><th>metric</th>"
+        f"<th>candidate</th><th>@champion</th></tr>{rows}</table>"
+    )
 
 
 def _plots_section(evaluation: Evaluation) -> str:

@@ -81,9 +81,11 @@ def split_step(
     (`castml.data.spec_rows` in the file's lineage). The two parts are split apart: the
     spec's rows exactly as a run on the spec's source splits them, so the champion,
     trained on that split, is never scored on rows it was trained on; the logged rows
-    in the same proportions.
+    in the same proportions. The logged rows of the test part are marked
+    (`castml.recent_window.RECENT_COLUMN`): the evaluation gates on them alone too.
     """
     from castml.data.provenance import TAG_PREFIX, parquet_lineage
+    from castml.recent_window import RECENT_COLUMN
 
     spec = load_spec(project)
     frame = pd.read_parquet(data_path)
@@ -92,6 +94,10 @@ def split_step(
     if 0 < spec_rows < len(frame):
         parts = [frame.iloc[:spec_rows], frame.iloc[spec_rows:].reset_index(drop=True)]
     splits = [_split(part, spec) for part in parts]
+    if len(splits) == 2:
+        spec_test, logged_test = splits[0][2], splits[1][2]
+        splits[0] = (*splits[0][:2], spec_test.assign(**{RECENT_COLUMN: False}))
+        splits[1] = (*splits[1][:2], logged_test.assign(**{RECENT_COLUMN: True}))
     fit, val, test = (pd.concat(pieces, ignore_index=True) for pieces in zip(*splits, strict=True))
     for part, path in ((fit, train_path), (val, validation_path), (test, test_path)):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import yaml
 
 from castml.data.diecast import generate
 from castml.data.provenance import TAG_PREFIX, write_with_lineage
+from castml.recent_window import RECENT_COLUMN
 from castml.spec import ProjectSpec, load_spec
 from castml.workflow import split_step
 
@@ -37,9 +38,13 @@ def test_spec_rows_split_as_in_a_base_run_and_logged_rows_split_alike(tmp_path: 
     fit, val, test = _split(tmp_path / "combined", combined, lineage)
 
     def rows(frame: pd.DataFrame) -> set[tuple[float, ...]]:
-        return set(map(tuple, frame.to_numpy().tolist()))
+        data = frame.drop(columns=[RECENT_COLUMN], errors="ignore")
+        return set(map(tuple, data.to_numpy().tolist()))
 
     base_rows, logged_rows = rows(base), rows(logged)
+    # The test part marks its logged rows: the evaluation gates on them alone too.
+    assert rows(test[test[RECENT_COLUMN]]) == rows(test) & logged_rows
+    assert RECENT_COLUMN not in fit and RECENT_COLUMN not in base_test
     assert rows(test) & base_rows == rows(base_test)
     assert rows(val) & base_rows == rows(base_val)
     assert rows(fit) & base_rows == rows(base_fit)

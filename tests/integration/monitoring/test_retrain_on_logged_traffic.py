@@ -80,6 +80,8 @@ def test_a_drift_retrain_registers_a_version_trained_on_the_logged_labelled_rows
     assert tags[f"{TAG_PREFIX}source"] == "logged_traffic+spec"
     assert tags[f"{TAG_PREFIX}uri"] == data["uri"]
     assert tags[f"{TAG_PREFIX}logged_rows"] == str(LABELLED)
+    # Gated on the holdout's logged rows alone too (a fifth of them), against the champion.
+    assert f"recent window ({LABELLED // 5} logged rows): roc_auc=" in tags[registry.TAG_GATE]
     [partition] = data["partitions"]
     assert partition.startswith(f"diecast/{base.version}/date=")
     assert tags[f"{TAG_PREFIX}partitions"] == f"{partition}:{LABELLED}"
