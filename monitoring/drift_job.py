@@ -20,7 +20,7 @@ import orjson
 import pandas as pd
 
 from castml import registry
-from castml.errors import RegistryError
+from castml.errors import RegistryError, SpecError
 from castml.protocol.mlflow_names import (
     TAG_DATASET_DRIFT,
     TAG_DRIFT_RETRAIN,
@@ -28,6 +28,7 @@ from castml.protocol.mlflow_names import (
     TAG_MODEL_VERSION,
     TAG_PROJECT,
 )
+from castml.runtime.model_bundle import read_spec
 from castml.spec import ProjectSpec, load_spec
 from monitoring.drift import SCORE, DriftResult, evaluate
 from monitoring.drift_metrics import write_gauges
@@ -82,6 +83,20 @@ def experiment_id(client: MlflowClient, project: str) -> str:
     return str(found.experiment_id) if found else str(client.create_experiment(name))
 
 
+def project_spec(client: MlflowClient, project: str, tracking_uri: str) -> ProjectSpec:
+    """A bundled project's spec, or a spec file's; for a project known only to the registry,
+    the spec its @champion carries (the spec travels with the model)."""
+    try:
+        return load_spec(project)
+    except SpecError:
+        if Path(project).suffix in {".yaml", ".yml"}:
+            raise  # a spec file that is missing or broken: say so, do not guess
+        version, _ = champion(client, project)
+        with tempfile.TemporaryDirectory(prefix="castml-drift-spec-") as tmp:
+            model_dir = registry.download_model_dir(project, version, Path(tmp), tracking_uri)
+            return read_spec(model_dir)
+
+
 def run_drift(
     project: str,
     window_text: str = "1d",
@@ -101,7 +116,8 @@ def run_drift(
         filer = HttpFiler(
             settings.drift_retrain_url, settings.retrain_token, settings.drift_retrain_timeout_s
         )
-    spec = load_spec(project)
+    client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
+    spec = project_spec(client, project, settings.tracking_uri)
     project = spec.name  # `project` may be a spec's path: the registry and logs use its name
     if spec.task == "forecast" and end is None and spec.time_column is not None:
         # Observations carry their own time (a replay is years old): the window ends at
@@ -109,7 +125,6 @@ def run_drift(
         newest = latest_observation(settings.logs_dir, project, spec.time_column)
         end = None if newest is None else newest + timedelta(seconds=1)  # the window holds it
     window = Window.ending(parse_window(window_text), end)
-    client = registry.client(settings.tracking_uri, settings.mlflow_timeout_s)
     version, model_run = champion(client, project)
     with tempfile.TemporaryDirectory(prefix="castml-drift-") as tmp:
         reference = load_reference(client, model_run, Path(tmp))
