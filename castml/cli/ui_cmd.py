@@ -1,16 +1,15 @@
 """`castml ui`: the Streamlit web UI on 127.0.0.1 (settings: ui.settings.UiSettings, `CASTML_*`).
 
-It runs `python -m streamlit run ui/app.py` bound to the settings' host and port, headless,
-without usage statistics or a file watcher (the image's root is read-only), and with
-Streamlit's upload limit at its 1 MB minimum (the Predict tab takes JSON shots of
-`CASTML_SHOT_UPLOAD_MAX_BYTES` at most). The app reads the same settings from the
-environment this command passes on.
+It becomes `python -m streamlit run ui/app.py` (an exec: signals reach the server itself),
+bound to the settings' host and port, headless, without usage statistics or a file watcher
+(the image's root is read-only), and with Streamlit's upload limit at its 1 MB minimum (the
+Predict tab takes JSON shots of `CASTML_SHOT_UPLOAD_MAX_BYTES` at most). The app reads the
+same settings from the environment this command passes on.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -76,10 +75,7 @@ def ui(
         "CASTML_UI_PORT": str(settings.ui_port),
     }
     print(f"castml ui: http://{settings.ui_host}:{settings.ui_port}", flush=True)
-    process = subprocess.Popen(streamlit_command(settings.ui_host, settings.ui_port), env=env)
-    try:
-        code = process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        code = process.wait(10)
-    raise typer.Exit(code)
+    # Become Streamlit rather than wait on it: a SIGTERM (the kubelet's, a test's, `castml
+    # down`'s) then reaches the server itself, and no orphan keeps the port.
+    command = streamlit_command(settings.ui_host, settings.ui_port)
+    os.execve(command[0], command, env)

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from castml.mlflow_server import port_in_use
 from tests.support.assist_stack import AssistStack
 from tests.support.ports import free_port
 from tests.support.ui_registry import register_listed_versions
@@ -86,6 +87,8 @@ def running_ui(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+        # `castml ui` execs Streamlit: stopping it stops the server, no orphan keeps the port.
+        assert not port_in_use("127.0.0.1", port), "the UI server outlived `castml ui`"
 
 
 @pytest.fixture
