@@ -113,23 +113,19 @@ def recent_window_gate(
     last = spec.forecast.backtest.windows
     if champion is None or last < 2:
         return gate
-    lower = set(spec.gates.lower_is_better)
-    passed, reasons = gate.passed, list(gate.reasons)
-    for metric, tolerance in spec.gates.max_regression.items():
-        name = f"{metric}_w{last}"
-        if name not in candidate or name not in champion:
-            continue
-        value, best = candidate[name], champion[name]
-        loss = (value - best) if metric in lower else (best - value)
-        if not loss <= tolerance:
-            passed = False
-            reasons.append(
-                f"most recent window: {name}={value:.4f} regresses {loss:.4f} from champion "
-                f"{best:.4f} (max {tolerance})"
-            )
-        else:
-            reasons.append(f"most recent window: {name}={value:.4f} vs champion {best:.4f}")
-    return GateVerdict(passed, reasons)
+    # The same rule as the whole backtest's (`apply_gates`), on the last window's metrics.
+    windowed = {
+        f"{metric}_w{last}": tolerance
+        for metric, tolerance in spec.gates.max_regression.items()
+        if f"{metric}_w{last}" in candidate and f"{metric}_w{last}" in champion
+    }
+    lower = [f"{metric}_w{last}" for metric in spec.gates.lower_is_better]
+    rule = spec.gates.model_copy(
+        update={"floors": {}, "max_regression": windowed, "lower_is_better": lower}
+    )
+    verdict = apply_gates(candidate, champion, rule)
+    reasons = [f"most recent window: {reason}" for reason in verdict.reasons]
+    return GateVerdict(gate.passed and verdict.passed, [*gate.reasons, *reasons])
 
 
 def _plots(

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from castml.child_process import stop_child
 from castml.errors import CastmlError
 
 
@@ -83,13 +84,7 @@ class EmbeddedRedis:
         return f"redis://{self.host}:{self.port}/0"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_child(self.process)
 
 
 def start_redis(

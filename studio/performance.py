@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from castml.child_process import stop_child
 from castml.errors import CastmlError
 from studio.reports.service import Reports
 from studio.settings import StudioSettings
@@ -108,12 +109,7 @@ class ServedModels:
     def stop_all(self) -> None:
         with self.lock:
             for served in self.served.values():
-                if served.process.poll() is None:
-                    served.process.terminate()
-                    try:
-                        served.process.wait(10)
-                    except subprocess.TimeoutExpired:
-                        served.process.kill()
+                stop_child(served.process)
             self.served.clear()
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from castml.child_process import stop_child
+
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # where `python -m serving` resolves
 
 
@@ -35,13 +37,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_child(self.process)
 
 
 def start_server(

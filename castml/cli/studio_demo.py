@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from castml.child_process import stop_child
 from castml.cli.console import console
 from castml.cli.local_processes import free_port, wait_ready
 from castml.errors import CastmlError
@@ -141,8 +142,4 @@ def run_ctr_demo(settings: PipelineSettings) -> None:
         pdf = StudioSettings().data_dir / "runs" / run["run_id"] / "report.pdf"
         console.print(f"PDF: {pdf}  (also {url}/api/report/pdf/{run['run_id']})")
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_child(process, grace_s=30)

@@ -92,3 +92,49 @@ def adult_raw_rows() -> pd.DataFrame:
     raw = load_dataset(spec)[spec.feature_names]
     missing = raw[raw["workclass"].isna() | raw["native_country"].isna()].head(2)
     return pd.concat([raw.head(6), missing], ignore_index=True)
+
+
+# Adult's text features (the others are whole numbers).
+ADULT_TEXT = frozenset(
+    {"workclass", "education", "marital_status", "occupation", "relationship", "race"}
+    | {"sex", "native_country"}
+)
+
+
+def adult_v2_inputs(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One tensor per feature: BYTES (null for missing) for text, INT64 for the ints."""
+    inputs = []
+    for name in rows.columns:
+        column = rows[name]
+        if name in ADULT_TEXT:
+            data = [None if pd.isna(v) else str(v) for v in column]
+            inputs.append({"name": name, "datatype": "BYTES", "shape": [len(rows)], "data": data})
+        else:
+            data = column.astype("int64").tolist()
+            inputs.append({"name": name, "datatype": "INT64", "shape": [len(rows)], "data": data})
+    return inputs
+
+
+def grpc_infer(port: int, model: str, inputs: list[dict[str, Any]], request_id: str = "") -> Any:
+    """The v2 gRPC ModelInfer of per-feature tensors (BYTES: an empty string for null)."""
+    import grpc
+
+    from serving.v2_proto import SERVICE, load_pb2
+
+    pb2 = load_pb2()
+    request = pb2.ModelInferRequest(model_name=model, id=request_id)
+    for tensor in inputs:
+        entry = request.inputs.add(
+            name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
+        )
+        if tensor["datatype"] == "BYTES":
+            entry.contents.bytes_contents.extend((v or "").encode() for v in tensor["data"])
+        else:
+            entry.contents.int64_contents.extend(tensor["data"])
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = channel.unary_unary(
+            f"/{SERVICE}/ModelInfer",
+            request_serializer=pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=pb2.ModelInferResponse.FromString,
+        )
+        return stub(request, timeout=30)

@@ -20,11 +20,9 @@ from monitoring.drift_job import run_drift
 from monitoring.settings import DriftSettings
 from tests.integration.conftest import RegisteredTyped
 from tests.support.collector_process import TOKEN, CollectorProcess, read_logs
-from tests.support.typed_projects import ADULT_SPEC
+from tests.support.typed_projects import ADULT_SPEC, ADULT_TEXT, adult_v2_inputs, grpc_infer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TEXT = ["workclass", "education", "marital_status", "occupation", "relationship", "race"]
-TEXT += ["sex", "native_country"]
 
 
 @pytest.fixture(scope="module")
@@ -60,46 +58,6 @@ def logged_stack(
         collector.stop()
 
 
-def _inputs(rows: pd.DataFrame) -> list[dict[str, object]]:
-    inputs: list[dict[str, object]] = []
-    for name in rows.columns:
-        column = rows[name]
-        if name in TEXT:
-            data: list[object] = [None if pd.isna(v) else str(v) for v in column]
-            datatype = "BYTES"
-        else:
-            data, datatype = column.astype("int64").tolist(), "INT64"
-        inputs.append({"name": name, "datatype": datatype, "shape": [len(rows)], "data": data})
-    return inputs
-
-
-def _grpc_infer(predictor: ServerProcess, rows: pd.DataFrame) -> None:
-    import grpc
-
-    from serving.v2_proto import SERVICE, load_pb2
-
-    pb2 = load_pb2()
-    request = pb2.ModelInferRequest(model_name="adult", id="over-grpc")
-    for tensor in _inputs(rows):
-        entry = request.inputs.add(
-            name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
-        )
-        data = tensor["data"]
-        assert isinstance(data, list)
-        if tensor["datatype"] == "BYTES":
-            entry.contents.bytes_contents.extend(str(v).encode() for v in data)
-        else:
-            entry.contents.int64_contents.extend(data)
-    assert predictor.grpc_port is not None
-    with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc_port}") as channel:
-        stub = channel.unary_unary(
-            f"/{SERVICE}/ModelInfer",
-            request_serializer=pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=pb2.ModelInferResponse.FromString,
-        )
-        stub(request, timeout=30)
-
-
 def test_typed_rows_are_logged_raw_and_their_categories_drift(
     logged_stack: tuple[CollectorProcess, ServerProcess],
     registered_adult: RegisteredTyped,
@@ -112,10 +70,11 @@ def test_typed_rows_are_logged_raw_and_their_categories_drift(
     url = f"{predictor.url}/v2/models/adult/infer"
     for start in range(0, len(shifted) - 1, 100):
         batch = shifted.iloc[start : start + 100]
-        answer = httpx.post(url, json={"inputs": _inputs(batch)}, timeout=30)
+        answer = httpx.post(url, json={"inputs": adult_v2_inputs(batch)}, timeout=30)
         assert answer.status_code == 200, answer.text
-    clean = shifted[shifted[TEXT].notna().all(axis=1)].head(3)
-    _grpc_infer(predictor, clean)  # no JSON body: the log gets the raw columns, not codes
+    clean = shifted[shifted[list(ADULT_TEXT)].notna().all(axis=1)].head(3)
+    assert predictor.grpc_port is not None  # no JSON body: the log gets the raw columns
+    grpc_infer(predictor.grpc_port, "adult", adult_v2_inputs(clean), "over-grpc")
     version = str(registered_adult.version)
     collector.wait_for(lambda: len(read_logs(collector.home, version, "adult")) == 403)
 

@@ -17,11 +17,10 @@ import pytest
 from castml.cli.local_processes import start_server
 from tests.integration.conftest import RegisteredTyped
 from tests.integration.serving.conftest import Server
-from tests.support.typed_projects import adult_raw_rows
+from tests.support.typed_projects import adult_raw_rows, grpc_infer
+from tests.support.typed_projects import adult_v2_inputs as v2_inputs
 
 pytestmark = pytest.mark.integration
-TEXT = {"workclass", "education", "marital_status", "occupation", "relationship", "race"}
-TEXT |= {"sex", "native_country"}
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +55,6 @@ def adult_transformer(adult_env: dict[str, str], adult_predictor: Server) -> Ite
         yield server
     finally:
         server.stop()
-
-
-def v2_inputs(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """One tensor per feature: BYTES (null for missing) for text, INT64 for the ints."""
-    inputs = []
-    for name in rows.columns:
-        column = rows[name]
-        if name in TEXT:
-            data = [None if pd.isna(v) else str(v) for v in column]
-            inputs.append({"name": name, "datatype": "BYTES", "shape": [len(rows)], "data": data})
-        else:
-            data = column.astype("int64").tolist()
-            inputs.append({"name": name, "datatype": "INT64", "shape": [len(rows)], "data": data})
-    return inputs
 
 
 def infer(server: Server, inputs: list[dict[str, Any]]) -> httpx.Response:
@@ -140,29 +125,9 @@ def test_an_unknown_country_gets_the_other_code(adult_predictor: Server) -> None
 
 
 def test_grpc_takes_bytes_tensors(adult_predictor: Server) -> None:
-    import grpc
-
-    from serving.v2_proto import SERVICE, load_pb2
-
-    pb2 = load_pb2()
     rows = adult_raw_rows()
-    request = pb2.ModelInferRequest(model_name="adult")
-    for tensor in v2_inputs(rows):
-        entry = request.inputs.add(
-            name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
-        )
-        if tensor["datatype"] == "BYTES":
-            entry.contents.bytes_contents.extend((v or "").encode() for v in tensor["data"])
-        else:
-            entry.contents.int64_contents.extend(tensor["data"])
     assert adult_predictor.grpc_port is not None
-    with grpc.insecure_channel(f"127.0.0.1:{adult_predictor.grpc_port}") as channel:
-        stub = channel.unary_unary(
-            f"/{SERVICE}/ModelInfer",
-            request_serializer=pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=pb2.ModelInferResponse.FromString,
-        )
-        answer = stub(request, timeout=30)
+    answer = grpc_infer(adult_predictor.grpc_port, "adult", v2_inputs(rows))
     probability = np.frombuffer(answer.raw_output_contents[0], dtype="<f4")
     rest = infer(adult_predictor, v2_inputs(rows)).json()["outputs"][0]["data"]
     np.testing.assert_array_equal(probability, np.asarray(rest, dtype=np.float32))
