@@ -41,6 +41,42 @@ class Validated:
     data_tags: dict[str, str]  # castml.data.*: where the data came from (castml.data.provenance)
 
 
+# A spec in MLflow's artifact store, e.g. `runs:/<id>/studio/spec.yaml`: what a studio upload
+# trained on a KFP cluster passes as `project`, since the pipeline's pods share nothing with
+# the studio but MLflow (`studio.cluster_training`).
+SPEC_IN_MLFLOW = ("runs:/", "mlflow-artifacts:/")
+
+
+def project_spec(project: str, tracking_uri: str = "") -> ProjectSpec:
+    """The spec `project` names: a bundled name, a YAML path, or a YAML in MLflow's store."""
+    if not project.startswith(SPEC_IN_MLFLOW):
+        return load_spec(project)
+    return load_spec(_downloaded_spec(project, tracking_uri))
+
+
+_SPEC_DOWNLOADS: dict[tuple[str, str], Path] = {}
+
+
+def _downloaded_spec(uri: str, tracking_uri: str) -> Path:
+    """The spec's local copy, fetched once per process (each KFP step is its own process)."""
+    from castml.errors import SpecError
+
+    key = (uri, tracking_uri)
+    if key not in _SPEC_DOWNLOADS:
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        target = tempfile.mkdtemp(prefix="castml-spec-")
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=target, tracking_uri=tracking_uri or None
+            )
+        except (MlflowException, OSError) as exc:
+            raise SpecError(f"spec {uri} cannot be read from MLflow: {exc}") from exc
+        _SPEC_DOWNLOADS[key] = Path(local)
+    return _SPEC_DOWNLOADS[key]
+
+
 def validate_step(
     project: str, data_path: str, out_path: Path, tracking_uri: str = ""
 ) -> Validated:
@@ -54,7 +90,7 @@ def validate_step(
     from castml.data.provenance import data_tags, is_remote, write_with_lineage
     from castml.data.validation import validated
 
-    spec = load_spec(project)
+    spec = project_spec(project, tracking_uri)
     with tempfile.TemporaryDirectory(prefix="castml-data-") as tmp:
         local = Path(data_path) if data_path else None
         if data_path and is_remote(data_path):
@@ -73,7 +109,12 @@ def validate_step(
 
 
 def split_step(
-    project: str, data_path: Path, train_path: Path, validation_path: Path, test_path: Path
+    project: str,
+    data_path: Path,
+    train_path: Path,
+    validation_path: Path,
+    test_path: Path,
+    tracking_uri: str = "",
 ) -> None:
     """Train / validation / test split by the spec's split kind (random and stratified seeded).
 
@@ -87,7 +128,7 @@ def split_step(
     from castml.data.provenance import TAG_PREFIX, parquet_lineage
     from castml.recent_window import RECENT_COLUMN
 
-    spec = load_spec(project)
+    spec = project_spec(project, tracking_uri)
     frame = pd.read_parquet(data_path)
     spec_rows = int(parquet_lineage(data_path).get(f"{TAG_PREFIX}spec_rows", 0))
     parts = [frame]
@@ -153,6 +194,7 @@ def train_step(
     profile: str = "",
     overrides_json: str = "",
     on_epoch: EpochCallback | None = None,
+    tracking_uri: str = "",
 ) -> list[float]:
     """Train the spec's family (or each candidate family, keeping the best on validation).
 
@@ -160,7 +202,7 @@ def train_step(
     and, with candidates, `candidates.json` (every family's validation scores). Returns
     the chosen family's training history.
     """
-    spec = load_spec(project)
+    spec = project_spec(project, tracking_uri)
     if "ae_gbm" in spec.model.families:
         # torch before LightGBM: with their OpenMP runtimes loaded the other way round,
         # AutoEncoder training ran 10-15 % slower here.
@@ -237,7 +279,7 @@ def evaluate_step(
     from castml.evaluation import evaluate, render_report
     from castml.evaluation_plots import write_pngs
 
-    spec = load_spec(project)
+    spec = project_spec(project, tracking_uri)
     champion = None
     mlflow_client = registry.client(tracking_uri)
     reigning = registry.alias_version(mlflow_client, spec.name, registry.CHAMPION)
@@ -276,7 +318,7 @@ def register_step(
     from castml.evaluation import Evaluation
     from castml.registration import register
 
-    spec = load_spec(project)
+    spec = project_spec(project, tracking_uri)
     return register(
         spec,
         tracking_uri,

@@ -54,6 +54,7 @@ def split(
     train: Output[Dataset],
     validation: Output[Dataset],
     test: Output[Dataset],
+    mlflow_uri: str = "",
 ) -> None:
     """Seeded, stratified train / validation / test split."""
     from pathlib import Path
@@ -61,7 +62,12 @@ def split(
     from castml.workflow import split_step
 
     split_step(
-        project, Path(dataset.path), Path(train.path), Path(validation.path), Path(test.path)
+        project,
+        Path(dataset.path),
+        Path(train.path),
+        Path(validation.path),
+        Path(test.path),
+        mlflow_uri,
     )
 
 
@@ -104,6 +110,7 @@ def train(
         profile,
         params_override,
         report,
+        mlflow_uri,
     )
     training_metrics.log_metric("autoencoder_final_loss", round(history[-1], 6))
     training_metrics.log_metric("autoencoder_epochs", len(history))
@@ -126,8 +133,7 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
-    from castml.spec import load_spec
-    from castml.workflow import evaluate_step
+    from castml.workflow import evaluate_step, project_spec
 
     result = evaluate_step(
         project,
@@ -144,9 +150,8 @@ def evaluate(
     for name, value in result.baseline.items():
         metrics.log_metric(f"baseline_{name}", round(value, 6))
     if result.confusion_matrix is not None:
-        classification.log_confusion_matrix(
-            list(load_spec(project).class_names or ("0", "1")), result.confusion_matrix
-        )
+        classes = project_spec(project, mlflow_uri).class_names or ("0", "1")
+        classification.log_confusion_matrix(list(classes), result.confusion_matrix)
     Gate = namedtuple("Gate", ["passed", "verdict"])  # KFP reads NamedTuple outputs
     return Gate(result.gate.passed, result.gate.tag)
 

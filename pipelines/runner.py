@@ -218,7 +218,8 @@ def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:
     return written
 
 
-def _client(host: str) -> Any:
+def kfp_client(host: str) -> Any:
+    """A KFP API client, after a health check: unreachable is one clear error."""
     import kfp
 
     try:
@@ -239,14 +240,18 @@ def submit(
     *,
     package: Path = TRAINING_PACKAGE,
     mlflow_run_id: str = "",
+    params_override: str = "",
+    project_name: str = "",
 ) -> str:
     """Start one run on a KFP cluster from the compiled package; returns the run id.
 
     `data_path` must be readable from the pipeline's pods: a `runs:/` URI in MLflow's
     artifact store (what a retrain on logged traffic passes), or a path in the image.
+    So must `project`: a bundled name, or a spec's `runs:/` URI (a studio upload).
     """
     package = package_path(package)
-    client = _client(host)
+    client = kfp_client(host)
+    name = project_name or project
     run = client.create_run_from_pipeline_package(
         str(package),
         arguments={
@@ -256,9 +261,10 @@ def submit(
             "profile": profile,
             "data_path": data_path,
             "mlflow_run_id": mlflow_run_id,
+            "params_override": params_override,
         },
-        experiment_name=f"castml-{project}",
-        run_name=f"{project}-{reason}",
+        experiment_name=f"castml-{name}",
+        run_name=f"{name}-{reason}",
     )
     return str(run.run_id)
 
@@ -270,7 +276,7 @@ def schedule(
     if len(cron.split()) != 6:
         raise CastmlError(f"cron '{cron}' must have 6 fields (seconds first), e.g. '0 0 2 1 * *'")
     package = package_path(package)
-    client = _client(host)
+    client = kfp_client(host)
     experiment = client.create_experiment(f"castml-{project}")
     job = client.create_recurring_run(
         experiment_id=experiment.experiment_id,

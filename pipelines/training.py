@@ -25,7 +25,9 @@ def training_pipeline(
     mlflow_run_id: str = "",
 ) -> int:
     validated = components.validate(project=project, data_path=data_path, mlflow_uri=mlflow_uri)
-    parts = components.split(project=project, dataset=validated.outputs["dataset"])
+    parts = components.split(
+        project=project, dataset=validated.outputs["dataset"], mlflow_uri=mlflow_uri
+    )
     trained = components.train(
         project=project,
         profile=profile,

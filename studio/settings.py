@@ -46,6 +46,13 @@ class StudioSettings(PlatformSettings):
     studio_max_trainings: int = Field(
         2, description="Trainings running at once; one more answers 503 with Retry-After."
     )
+    studio_kfp_host: str | None = Field(
+        None,
+        description="KFP API (e.g. http://ml-pipeline.kubeflow:8888) that runs the training "
+        "pipeline; unset: kfp.local in a child process on this machine. The pods read the "
+        "upload and its spec from the run's MLflow artifacts, so the tracking URI must be "
+        "one they can reach.",
+    )
     studio_poll_s: float = Field(
         0.5, description="How often a training's MLflow run is read for new epochs."
     )

@@ -27,9 +27,17 @@ from pydantic import BaseModel, Field
 from castml import registry
 from castml.errors import CastmlError
 from castml.web.errors import NotFoundError, UnavailableError
+from studio.cluster_training import (
+    FAILED_STATES,
+    ClusterTraining,
+    KfpUnreachableError,
+    follow,
+    stage_inputs,
+    submit_training,
+)
 from studio.lstm_params import params_override
 from studio.settings import StudioSettings
-from studio.training_job import EVENTS_FILE, FAILURE_TAG, VERSION_TAG
+from studio.training_job import EVENTS_FILE, FAILURE_TAG, VERSION_TAG, append_event
 from studio.uploads import UploadStore
 
 RUN_FILE = "run.json"
@@ -62,7 +70,8 @@ class TrainingConflictError(CastmlError):
 class TrainingRuns:
     settings: StudioSettings
     uploads: UploadStore
-    active: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # A local run's child process, or a cluster run's watcher: both poll() and terminate().
+    active: dict[str, subprocess.Popen[bytes] | ClusterTraining] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -115,7 +124,10 @@ class TrainingRuns:
                 "config": request.config.model_dump(),
             }
             (run_dir / RUN_FILE).write_text(json.dumps(record))
-            self.active[run_id] = self._spawn(run_dir, run_id, spec_path, spec, request)
+            if self.settings.studio_kfp_host:
+                self.active[run_id] = self._submit(run_dir, run_id, spec_path, spec, request)
+            else:
+                self.active[run_id] = self._spawn(run_dir, run_id, spec_path, spec, request)
         return {"run_id": run_id, "status": "training"}
 
     def _running_for(self, file_id: str) -> str | None:
@@ -172,6 +184,46 @@ class TrainingRuns:
         threading.Thread(target=self._wait, args=(run_id, process), daemon=True).start()
         return process
 
+    def _submit(
+        self,
+        run_dir: Path,
+        run_id: str,
+        spec_path: Path,
+        spec: dict[str, Any],
+        request: TrainRequest,
+    ) -> ClusterTraining:
+        """Stage the upload in MLflow, submit the pipeline to KFP, follow it in a thread."""
+        host = str(self.settings.studio_kfp_host)
+        client = self.client()
+        try:
+            inputs = stage_inputs(client, run_id, spec_path, Path(spec["source"]["path"]))
+            training = submit_training(
+                host,
+                self.settings.tracking_uri,
+                run_id,
+                spec["name"],
+                inputs,
+                params_override(spec["model"]["family"], request.config.model_dump()),
+            )
+        except KfpUnreachableError as exc:
+            # The run exists already: it ends FAILED with the reason, and the client is told.
+            client.set_tag(run_id, FAILURE_TAG, str(exc))
+            client.set_terminated(run_id, "FAILED")
+            append_event(run_dir, f"training failed: {exc}")
+            raise UnavailableError(f"training not started: {exc}", retry_after_s=30) from exc
+        append_event(run_dir, f"pipeline submitted to KFP at {host}: run {training.kfp_run_id}")
+        threading.Thread(target=self._follow, args=(run_id, training), daemon=True).start()
+        return training
+
+    def _follow(self, run_id: str, training: ClusterTraining) -> None:
+        try:
+            follow(str(self.settings.studio_kfp_host), training)
+            if training.state in FAILED_STATES:
+                self._mark_failed(run_id, f"the KFP run {training.kfp_run_id} {training.state}")
+        finally:
+            with self.lock:
+                self.active.pop(run_id, None)
+
     def _wait(self, run_id: str, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
         try:
@@ -182,11 +234,14 @@ class TrainingRuns:
 
     def _mark_crashed(self, run_id: str, code: int) -> None:
         """A job that died without ending its run (killed, out of memory) ends it FAILED."""
+        tail = (self.root / run_id / "job.log").read_text(errors="replace")[-500:]
+        self._mark_failed(run_id, f"the training process exited {code}: {tail}")
+
+    def _mark_failed(self, run_id: str, reason: str) -> None:
+        """A run nobody ended (a crashed job, a failed cluster pipeline) ends FAILED."""
         client = self.client()
-        run = client.get_run(run_id)
-        if run.info.status in ("RUNNING", "SCHEDULED"):
-            tail = (self.root / run_id / "job.log").read_text(errors="replace")[-500:]
-            client.set_tag(run_id, FAILURE_TAG, f"the training process exited {code}: {tail}")
+        if client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED"):
+            client.set_tag(run_id, FAILURE_TAG, reason)
             client.set_terminated(run_id, "FAILED")
 
     def stop_all(self) -> None:
@@ -244,13 +299,18 @@ class TrainingRuns:
         if state == "failed":
             answer["reason"] = run.data.tags.get(FAILURE_TAG, f"MLflow run {run.info.status}")
         if state == "completed":
-            answer["model_version"] = run.data.tags.get(VERSION_TAG)
+            answer["model_version"] = run.data.tags.get(VERSION_TAG) or self._version_of(run_id)
             answer["evaluation"] = {
                 k: v
                 for k, v in run.data.metrics.items()
                 if k in ("roc_auc", "accuracy", "precision", "recall", "f1")
             }
         return answer, epochs
+
+    def _version_of(self, run_id: str) -> str | None:
+        """The version registered from the run (a cluster run has no local job to tag it)."""
+        found = self.client().search_model_versions(f"run_id = '{run_id}'")
+        return str(found[0].version) if found else None
 
     def listing(self) -> list[dict[str, Any]]:
         if not self.root.is_dir():
