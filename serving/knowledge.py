@@ -5,13 +5,15 @@ Routes (the model name is `<project>-kb`, e.g. `diecast-kb`):
 - `POST /v1/models/<name>:predict` with `{"query", "context"?, "language"?, "filters"?}`
   (serving.knowledge_request) answers `{"answer", "sources": [{"document", "page" or
   "section", "relevance", "title", "id"}], "recommendations", "language", "language_note"?,
-  "no_answer", "model_name", "model_version", "id"}`. An unsupported `language` falls back to
-  detection and `language_note` says which language was used.
+  "no_answer", "answer_source", "answer_note"?, "model_name", "model_version", "id"}`. An
+  unsupported `language` falls back to detection and `language_note` says which language was
+  used; `answer_source` says who wrote the answer ("extractive" or "llm", below).
 - `POST /v2/models/<name>/infer` with a BYTES `query` tensor (shape [1]) and optional BYTES
   `context` (a JSON object as text) and `language` answers BYTES outputs, each one string
   of shape [1]: `answer` (the text), `sources` (the sources list as JSON text),
   `recommendations` (JSON text), `language`; `parameters.no_answer` says when the knowledge
-  base had no good answer. We chose JSON text in BYTES tensors so that a v2 client gets
+  base had no good answer, `parameters.answer_source` (and `answer_note`) who wrote the answer.
+  We chose JSON text in BYTES tensors so that a v2 client gets
   the whole structured answer without a second, kb-only protocol.
 - Health and metadata as the other roles: `/v2/health/live|ready`, `/v2`, `/v2/models/<name>`
   (its `versions` lists the served one: what the rollout reconciler reads),
@@ -26,6 +28,12 @@ and followed only through the load API, so `serving.rollout`'s reconciler, run w
 `CASTML_PROJECT=<project>-kb` and this server's URL, moves it when `@champion` moves.
 Answers run on one worker thread (the tokenizer and embedder are shared), so the event loop
 stays free for probes and loads.
+
+With `CASTML_LLM_BASE_URL` set, each answer (never a no-answer) is then rewritten by that
+OpenAI-compatible endpoint from the retrieved passages only, awaited on the event loop (no
+thread held while it thinks); a rewrite that drops or invents a citation, a timeout or any
+endpoint error keeps the extractive answer, `answer_source: "extractive"` and an
+`answer_note` saying why. Sources and recommendations are never the LLM's.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from castml.knowledge.answer_composer import KnowledgeAnswer
+from castml.knowledge.answer_rewrite import arewrite_answer
 from castml.knowledge.kb_errors import IndexMismatchError
 from castml.knowledge.knowledge_base import KnowledgeBase
 from castml.knowledge.tokenizing import KnowledgeTokenizer
@@ -162,6 +171,7 @@ class KnowledgeServer:
             index_source(settings, self.name), self.spec, self.name, self.metrics
         )
         self.log: KnowledgeLog = knowledge_log(settings, self.name, self.metrics)
+        self.llm = settings.llm_client()
 
     def check_model(self, name: str | None) -> None:
         if name != self.name:
@@ -194,6 +204,8 @@ class KnowledgeServer:
         )
         self.metrics.predict.observe(time.perf_counter() - started)
         self.metrics.outcome(answer.no_answer)
+        if self.llm is not None:
+            answer = await arewrite_answer(self.llm, query.query, answer)
         return served, request_id, answer
 
     def logged(
@@ -218,6 +230,7 @@ class KnowledgeServer:
         served, request_id, answer = await self.ask(query)
         body = {
             **answer.to_json(),
+            **answer.provenance(),
             "no_answer": answer.no_answer,
             "model_name": served.name,
             "model_version": served.version,
@@ -240,7 +253,7 @@ class KnowledgeServer:
             "recommendations": _json_text(answer.recommendations),
             "language": answer.language,
         }
-        parameters: dict[str, Any] = {"no_answer": answer.no_answer}
+        parameters: dict[str, Any] = {"no_answer": answer.no_answer, **answer.provenance()}
         if answer.language_note:
             parameters["language_note"] = answer.language_note
         response = json_response(

@@ -11,11 +11,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from castml.llm_chat import LlmSettings
 from castml.settings import PlatformSettings
 
 
-class ServingSettings(PlatformSettings):
-    """Predictor, transformer, explainer and knowledge base."""
+class ServingSettings(LlmSettings):
+    """Predictor, transformer, explainer and knowledge base.
+
+    The `CASTML_LLM_*` fields (castml.llm_chat.LlmSettings) are read by the knowledge role
+    only: with `CASTML_LLM_BASE_URL` set it asks that endpoint to rewrite each answer from
+    its passages (castml.knowledge.answer_rewrite), keeping the extractive one on failure.
+    """
 
     project: str = Field("diecast", description="Project (registered model) served.")
     model_version: str = Field(

@@ -11,9 +11,9 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from castml.settings import PlatformSettings
+from castml.llm_chat import ChatClient, LlmSettings
 
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
 
@@ -23,7 +23,7 @@ DEFAULT_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
 MIN_HOLDOUT_CLICKS = 30
 
 
-class StudioSettings(PlatformSettings):
+class StudioSettings(LlmSettings):
     """The studio API: upload, train, runs, reports, PDF, performance, alerts."""
 
     studio_host: str = Field("127.0.0.1", description="Interface the studio binds (loopback).")
@@ -86,13 +86,22 @@ class StudioSettings(PlatformSettings):
         "says no usable signal, naming the count.",
     )
     studio_currency: str = Field("USD", description="Currency the ROI figures are stated in.")
+    # The AI report's LLM: the platform's CASTML_LLM_* (castml.llm_chat.LlmSettings), unless
+    # these studio-only names, which the chart sets, name another endpoint for the studio.
     studio_llm_url: str | None = Field(
         None,
         description="OpenAI-compatible chat endpoint (base URL) that may rewrite the AI "
-        "report's narrative. Unset: the deterministic report only.",
+        "report's narrative; wins over CASTML_LLM_BASE_URL. Unset, as that: the "
+        "deterministic report only.",
     )
-    studio_llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM.")
-    studio_llm_api_key: str | None = Field(None, description="Bearer key for the LLM endpoint.")
+    studio_llm_model: str | None = Field(
+        None, description="Model name sent to the studio's LLM. Unset: CASTML_LLM_MODEL."
+    )
+    studio_llm_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key for CASTML_STUDIO_LLM_URL (never logged); with that unset, "
+        "CASTML_LLM_API_KEY goes with CASTML_LLM_BASE_URL.",
+    )
     studio_font_path: Path = Field(
         DEFAULT_FONT, description="TTF embedded in PDFs so that Korean renders (fonts-nanum)."
     )
@@ -110,6 +119,16 @@ class StudioSettings(PlatformSettings):
     @property
     def data_dir(self) -> Path:
         return (self.studio_data_dir or self.home / "studio").resolve()
+
+    def report_llm(self) -> ChatClient | None:
+        """The AI report's LLM client, or None: no endpoint configured for the studio."""
+        if self.studio_llm_url:  # a key belongs to its endpoint: never the shared one here
+            url, key = self.studio_llm_url, self.studio_llm_api_key
+        elif self.llm_base_url:
+            url, key = self.llm_base_url, self.llm_api_key
+        else:
+            return None
+        return ChatClient(url, self.studio_llm_model or self.llm_model, key, self.llm_timeout_s)
 
     @property
     def binds_loopback(self) -> bool:

@@ -14,6 +14,7 @@ from castml.cli.console import console, progress
 from castml.cli.mlflow_cmd import ensure_up
 from castml.cli.project_names import registered_name
 from castml.errors import CastmlError
+from castml.llm_chat import LlmSettings
 from castml.settings import PipelineSettings
 
 app = typer.Typer(no_args_is_help=True)
@@ -203,15 +204,26 @@ def ask(
         number, index_dir = download_index(spec.name, version, Path(tmp), uri)
         kb = KnowledgeBase.load(index_dir, spec)
     answer = kb.ask(question, context, language or None)
+    # CASTML_LLM_BASE_URL set: the same rewrite the knowledge role serves (citations checked,
+    # the extractive answer kept on any failure); unset, the extractive answer as before.
+    client = LlmSettings().llm_client()
+    if client is not None:
+        from castml.knowledge.answer_rewrite import rewrite_answer
+
+        answer = rewrite_answer(client, question, answer)
+    provenance = answer.provenance() if client is not None else {}
     if as_json:
         # Plain stdout: rich would wrap long lines and break the JSON.
-        typer.echo(
-            json.dumps({**answer.to_json(), "model_version": str(number)}, ensure_ascii=False)
-        )
+        body = {**answer.to_json(), **provenance, "model_version": str(number)}
+        typer.echo(json.dumps(body, ensure_ascii=False))
         return
     console.print(f"[bold]{spec.name}-kb version {number}[/bold] ({answer.language})")
     if answer.language_note:
         console.print(answer.language_note)
+    if answer.answer_source == "llm":
+        console.print("(rewritten by the LLM from the passages below)")
+    elif answer.answer_note and not answer.no_answer:
+        console.print(f"(LLM not used: {answer.answer_note})", markup=False)
     console.print(answer.answer, markup=False)
     for line in answer.recommendations:
         console.print(f"- {line}", markup=False)

@@ -111,6 +111,11 @@ class KnowledgeAnswer:
     no_answer: bool
     language_note: str | None = None
     hits: list[Hit] = field(default_factory=list, repr=False)
+    # Who wrote `answer`: these sentences ("extractive"), or an LLM rewrite of them that kept
+    # their citations ("llm", castml.knowledge.answer_rewrite); `answer_note` says why a
+    # configured LLM's rewrite was not used.
+    answer_source: str = "extractive"
+    answer_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -121,6 +126,13 @@ class KnowledgeAnswer:
         }
         if self.language_note:
             out["language_note"] = self.language_note
+        return out
+
+    def provenance(self) -> dict[str, Any]:
+        """`answer_source` and, when set, `answer_note`: the fields a served answer adds."""
+        out: dict[str, Any] = {"answer_source": self.answer_source}
+        if self.answer_note:
+            out["answer_note"] = self.answer_note
         return out
 
 
