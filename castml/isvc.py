@@ -14,6 +14,11 @@ maps only, never of a list: no container list is rewritten, and the new pod temp
 rolls out like any Deployment change. The canary (`spec.canary`, a list) is the chart's
 business and is never touched by the patch.
 
+The knowledge base's InferenceService (`<project>-kb`, a predictor only) has the same
+shape. It may be installed on an alias (`knowledge.modelVersion: champion`), which its
+server resolves once at start: such an annotation pins nothing (`pinned_version` is None),
+so the reconciler's first round pins the number behind @champion.
+
 Pure Python, no Kubernetes client: the reconciler sends the patch with its own client as
 `Content-Type: application/merge-patch+json`.
 """
@@ -49,6 +54,8 @@ AGENT_PORT = 9081  # KServe's logger agent sidecar, in front of the predictor
 PINNED_COMPONENTS = ("predictor", "explainer")
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+# An MLflow alias as the chart may render it at install (`champion`), never a number.
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
 
 
 class IsvcShapeError(ValueError):
@@ -113,9 +120,11 @@ def pinned_version(isvc: Mapping[str, Any]) -> int | None:
     """The version an InferenceService is pinned to, or None when it carries none.
 
     Reads the predictor's pod annotation: that is what the serving pods actually get.
+    An alias there (the knowledge base installed on `champion`) is no pin either: which
+    number the server resolved is unknown here, so the reconciler pins one.
     """
     raw = _get(isvc, "spec", "predictor", "annotations", MODEL_VERSION_ANNOTATION)
-    if raw is None:
+    if raw is None or (isinstance(raw, str) and _ALIAS.match(raw)):
         return None
     if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise IsvcShapeError(f"{MODEL_VERSION_ANNOTATION}={raw!r} is not a concrete version")

@@ -2,9 +2,10 @@
 
 MLflow (SQLite), the collector (with the retrain endpoint), the predictor (logging its
 payloads to the collector, as KServe's logger does in a cluster), the transformer, the
-explainer, the knowledge base (when `<project>-kb` has a @champion), the rollout reconciler,
-whose MLflow webhook is registered here once it answers (a move of @champion in the MLflow
-UI is then served within a second, the periodic reconcile staying the backstop), and the
+explainer, the knowledge base (when `<project>-kb` has a @champion), a rollout reconciler
+for the model and one for its knowledge base, whose MLflow webhooks are registered here
+once they answer (a move of @champion in the MLflow UI is then served within a second, the
+periodic reconcile staying the backstop), and the
 web UI (`castml ui`) on the others. Every part is a detached process on loopback;
 pids, ports and logs are under `$CASTML_HOME/platform/` (castml.cli.platform_state).
 
@@ -33,9 +34,21 @@ if TYPE_CHECKING:
 
 app = typer.Typer()
 
-ORDER = ("collector", "predictor", "transformer", "explainer", "knowledge", "rollout", "ui")
-# Started only when there is something for them to serve (the others always are).
-OPTIONAL = frozenset({"knowledge"})
+ORDER = (
+    "collector",
+    "predictor",
+    "transformer",
+    "explainer",
+    "knowledge",
+    "rollout",
+    "rollout-kb",
+    "ui",
+)
+# Started only when there is something for them to serve (the others always are): the
+# knowledge base and its own reconciler, when `<project>-kb` has a @champion.
+OPTIONAL = frozenset({"knowledge", "rollout-kb"})
+# One reconciler per served model, each with its webhook: the part it moves, and the model.
+RECONCILED = {"rollout": "predictor", "rollout-kb": "knowledge"}
 # Ports a part asks for first (KServe's 8080 for the predictor; the settings' defaults for
 # the collector and the receiver); a taken one falls back to a free port.
 PREFERRED = {
@@ -46,6 +59,7 @@ PREFERRED = {
     "knowledge": 8084,
     "collector": 8090,
     "rollout": 8092,
+    "rollout-kb": 8093,
     "ui": 8501,
 }
 CLI = [sys.executable, "-m", "castml.cli.main"]
@@ -120,10 +134,11 @@ def _start_part(
         part = _start_cli_part(
             name, ["collector", "run", "--port", str(port)], env, port, "/healthz", logs
         )
-    elif name == "rollout":
-        port = _port(old, "rollout")
+    elif name in RECONCILED:
+        port = _port(old, name)
         env |= {
-            "CASTML_PREDICTOR_URL": state.parts["predictor"].url,
+            "CASTML_PROJECT": reconciled_model(name, project),
+            "CASTML_PREDICTOR_URL": state.parts[RECONCILED[name]].url,
             "CASTML_ROLLOUT_PORT": str(port),
             "CASTML_WEBHOOK_SECRET": tokens["webhook_secret"],
             "CASTML_ROLLOUT_MODE": "embedded",
@@ -184,6 +199,11 @@ def _start_part(
     return part
 
 
+def reconciled_model(part: str, project: str) -> str:
+    """The registered model a reconciler part follows: the project's, or its knowledge base."""
+    return kb_model_name(project) if part == "rollout-kb" else project
+
+
 def register_webhook(uri: str, project: str, receiver_url: str, secret: str) -> str:
     """The reconciler's MLflow webhook (alias moves), replacing one of the same name."""
     from castml import registry
@@ -241,9 +261,10 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
         uri,
         started_mlflow or bool(old and old.mlflow_started),
         webhook_id=old.webhook_id if old else None,
+        kb_webhook_id=old.kb_webhook_id if old else None,
     )
     tokens = place.secrets()
-    receiver_moved = False  # the webhook points at the reconciler: re-register when it restarts
+    restarted: set[str] = set()  # a webhook points at its reconciler: re-register on a restart
     for name in ORDER:
         if name in OPTIONAL and not _has_champion(client, kb_model_name(project)):
             continue  # no knowledge base registered: `castml kb build` makes one
@@ -256,12 +277,17 @@ def bring_up(settings: PlatformSettings, project: str) -> PlatformState:
             stop_pid(known.pid, known.marker)  # alive but not answering
         with console.status(f"starting {name} ..."):
             state.parts[name] = _start_part(name, state, old, settings, tokens, place.logs)
-        receiver_moved = receiver_moved or name == "rollout"
+        restarted.add(name)
         place.save(state)
-    if receiver_moved or state.webhook_id is None:
-        state.webhook_id = register_webhook(
-            uri, project, state.parts["rollout"].url, tokens["webhook_secret"]
-        )
+    for part, field_name in (("rollout", "webhook_id"), ("rollout-kb", "kb_webhook_id")):
+        if part in state.parts and (part in restarted or getattr(state, field_name) is None):
+            hook = register_webhook(
+                uri,
+                reconciled_model(part, project),
+                state.parts[part].url,
+                tokens["webhook_secret"],
+            )
+            setattr(state, field_name, hook)
     place.save(state)
     return state
 
@@ -282,10 +308,11 @@ def bring_down(settings: PlatformSettings) -> list[str]:
     stopped: list[str] = []
     if state is None:
         return stopped
-    if state.webhook_id:
-        # MLflow already gone, or the hook deleted by hand: nothing left to undo.
-        with contextlib.suppress(Exception):
-            registry.client(state.tracking_uri, 5.0).delete_webhook(state.webhook_id)
+    for hook in (state.webhook_id, state.kb_webhook_id):
+        if hook:
+            # MLflow already gone, or the hook deleted by hand: nothing left to undo.
+            with contextlib.suppress(Exception):
+                registry.client(state.tracking_uri, 5.0).delete_webhook(hook)
     for name in reversed(ORDER):
         part = state.parts.get(name)
         if part is not None and stop_pid(part.pid, part.marker):
@@ -317,6 +344,7 @@ def show(state: PlatformState | None, settings: PlatformSettings) -> bool:
         "collector": "/ (events), /v1/feedback, /v1/retrain",
         "knowledge": f"/v1/models/{kb_model_name(project)}:predict",
         "rollout": "/webhooks/mlflow, /reconcile",
+        "rollout-kb": f"/webhooks/mlflow, /reconcile  ({kb_model_name(project)})",
         "ui": "/  (predict, analysis, assistant, history, models)",
     }
     healthy = mlflow_ok

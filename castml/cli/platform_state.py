@@ -54,7 +54,8 @@ class PlatformState:
     tracking_uri: str
     mlflow_started: bool  # False: external MLflow, or one this platform did not start
     parts: dict[str, Part] = field(default_factory=dict)
-    webhook_id: str | None = None
+    webhook_id: str | None = None  # the project reconciler's MLflow webhook
+    kb_webhook_id: str | None = None  # the knowledge base reconciler's, when it runs
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2).encode()

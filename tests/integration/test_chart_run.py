@@ -78,7 +78,10 @@ def minimal_run(
     ) as pg:
         external = {"castml-mlflow": _port(registered_diecast.uri), "castml-postgresql": pg.port}
         the_plan = plan(objects, run_dir, "minimal", external=external, skip=SKIP_POSTGRES)
-        yield the_plan, run(the_plan, run_dir, EXPECT)
+        try:
+            yield the_plan, run(the_plan, run_dir, EXPECT)
+        finally:
+            _drop_webhooks(registered_diecast.uri, "castml-rollout-diecast")
 
 
 def test_every_container_of_the_minimal_scenario_starts(
@@ -223,13 +226,29 @@ def test_every_scenario_builds_its_process_specs(scenario: str, tmp_path: Path) 
 
 
 KNOWLEDGE = "InferenceService/diecast-kb/predictor/kserve-container"
+KB_ROLLOUT = "Deployment/castml-rollout-diecast-kb/rollout"
+
+
+def _drop_webhooks(uri: str, *names: str) -> list[str]:
+    """The harness's reconcilers register webhooks to loopback ports that close with them:
+    the URLs they had, and deleted so that the session's MLflow delivers nowhere dead."""
+    from castml import registry
+
+    client = registry.client(uri)
+    urls = []
+    for hook in client.list_webhooks(max_results=100):
+        if hook.name in names:
+            urls.append(hook.url)
+            client.delete_webhook(hook.webhook_id)
+    return urls
 
 
 def test_the_knowledge_service_starts(
     sandbox: None, registered_diecast: RegisteredProject, tmp_path: Path
 ) -> None:
     """The knowledge InferenceService (off by default) on a registered `diecast-kb` index,
-    pinned by number so that no alias another test relies on moves."""
+    pinned by number so that no alias another test relies on moves, and its rollout
+    reconciler, which registers its own webhook in MLflow for `diecast-kb`."""
     from castml.knowledge.index_store import build_index_from_corpus, save_index
     from castml.knowledge.tokenizing import KnowledgeTokenizer
     from tests.support.kb_versions import register_kb_version
@@ -250,7 +269,12 @@ def test_the_knowledge_service_starts(
     the_plan = plan(
         objects, run_dir, "minimal", external={"castml-mlflow": _port(registered_diecast.uri)}
     )
-    results = run(the_plan, run_dir, only={KNOWLEDGE})
-    table = report(results, "== chart-run: the knowledge service")
+    try:
+        results = run(the_plan, run_dir, only={KNOWLEDGE, KB_ROLLOUT})
+    finally:
+        hooks = _drop_webhooks(registered_diecast.uri, "castml-rollout-diecast-kb")
+    table = report(results, "== chart-run: the knowledge service and its reconciler")
     print("\n" + table)
-    assert [r.status for r in results] == ["passed"], table
+    assert {r.ref: r.status for r in results} == {KNOWLEDGE: "passed", KB_ROLLOUT: "passed"}, table
+    [kb_hook] = hooks
+    assert kb_hook.startswith("http://127.0.0.1:") and kb_hook.endswith("/webhooks/mlflow")

@@ -64,7 +64,8 @@ def test_castml_up_starts_every_part_and_serves_a_champion_moved_in_mlflow(
     client = registry.client(registered_diecast.uri)
     with_kb = registry.alias_version(client, "diecast-kb", registry.CHAMPION) is not None
     parts = {"collector", "predictor", "transformer", "explainer", "rollout", "ui"}
-    assert state is not None and set(state.parts) == parts | ({"knowledge"} if with_kb else set())
+    kb_parts = {"knowledge", "rollout-kb"} if with_kb else set()
+    assert state is not None and set(state.parts) == parts | kb_parts
     text = " ".join(up.output.split())
     for part in state.parts.values():
         assert part.url in text and part.healthy()
@@ -106,6 +107,44 @@ def test_castml_up_starts_every_part_and_serves_a_champion_moved_in_mlflow(
     assert PlatformDir(tmp_path / "platform").load() is None
     hooks = [h.webhook_id for h in client.list_webhooks(max_results=100)]
     assert state.webhook_id not in hooks
+
+
+def test_the_knowledge_base_has_its_own_reconciler_and_webhook(
+    platform: dict[str, str], tmp_path: Path, registered_diecast: Any
+) -> None:
+    """With a diecast-kb @champion, `castml up` adds the knowledge base and a reconciler for
+    it; a move of diecast-kb's @champion in MLflow is then served by the knowledge role."""
+    from castml.knowledge.index_store import build_index_from_corpus, save_index
+    from castml.knowledge.tokenizing import KnowledgeTokenizer
+    from tests.support.kb_versions import register_kb_version, set_champion
+    from tests.unit.test_knowledge_parsing import write_fixture_corpus
+
+    uri = registered_diecast.uri
+    index = build_index_from_corpus(write_fixture_corpus(tmp_path / "corpus"), KnowledgeTokenizer())
+    index_dir = save_index(index, tmp_path / "index")
+    corpus_hash = str(index.manifest["corpus_hash"])
+    client = registry.client(uri)
+    before = registry.alias_version(client, "diecast-kb", registry.CHAMPION)
+    first = register_kb_version(uri, "diecast", index_dir, corpus_hash=corpus_hash, champion=True)
+    second = register_kb_version(uri, "diecast", index_dir, corpus_hash=corpus_hash)
+    try:
+        up = CliRunner().invoke(app, ["up"], env=platform)
+        assert up.exit_code == 0, up.output
+        state = PlatformDir(tmp_path / "platform").load()
+        assert state is not None and {"knowledge", "rollout-kb"} <= set(state.parts)
+        assert state.kb_webhook_id and state.kb_webhook_id != state.webhook_id
+        knowledge = state.parts["knowledge"].url
+        wait_served(knowledge, "diecast-kb", first)
+        set_champion(uri, "diecast", second)
+        wait_served(knowledge, "diecast-kb", second)
+        receiver = httpx.get(f"{state.parts['rollout-kb'].url}/healthz", timeout=5).json()
+        assert receiver["last"]["trigger"].startswith(("webhook:", "periodic"))
+        down = CliRunner().invoke(app, ["down"], env=platform)
+        assert down.exit_code == 0, down.output
+        hooks = [h.webhook_id for h in client.list_webhooks(max_results=100)]
+        assert state.kb_webhook_id not in hooks and state.webhook_id not in hooks
+    finally:
+        set_champion(uri, "diecast", str(before.version) if before else first)
 
 
 def test_register_webhook_works_against_the_embedded_mlflow(registered_diecast: Any) -> None:

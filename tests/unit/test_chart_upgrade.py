@@ -48,7 +48,8 @@ RELEASE = NAMESPACE = "castml"
 PREVIOUS_RELEASE_REF = "a771f70"
 
 # The one lookup in the chart that keeps a promotion (templates/_helpers.tpl,
-# castml.pinnedVersion). The promotion test replaces exactly this call.
+# castml.liveVersion, for the predictor and the knowledge base). The promotion test
+# replaces exactly this call.
 PIN_LOOKUP = 'lookup "serving.kserve.io/v1beta1" "InferenceService" .ctx.Release.Namespace .name'
 FAKE_LIVE = '(.ctx.Files.Get (printf "live/%s.json" .name) | default "{}" | fromJson)'
 
@@ -318,6 +319,24 @@ def test_pin_policy_values_and_a_bad_live_annotation_pin_the_values_version(
     live["metadata"]["annotations"][isvc.MODEL_VERSION_ANNOTATION] = "latest"
     (chart / "live" / "diecast.json").write_text(json.dumps(live))
     assert versions_pinned(rendered_isvc(render(chart, "minimal"))) == {str(values_version)}
+
+
+def test_helm_upgrade_keeps_the_knowledge_version_the_reconciler_pinned(tmp_path: Path) -> None:
+    """`<project>-kb` installed on `champion`, pinned to a number by its reconciler: the
+    upgrade keeps the number; a live alias (never reconciled yet) keeps the values'."""
+    installed = rendered_isvc(render(CHART, "faces"), "diecast-kb")
+    assert isvc.pinned_version(installed) is None  # knowledge.modelVersion: champion
+    live = isvc.apply_merge_patch(installed, isvc.pinned_version_patch_for(installed, 7))
+    chart = chart_with_fake_live(tmp_path, {"diecast-kb": live})
+    upgraded = rendered_isvc(render(chart, "faces"), "diecast-kb")
+    assert versions_pinned(upgraded) == {"7"}
+    assert not isvc.needs_patch(upgraded, 7)
+    # The predictor's own pin is looked up under its own name, untouched by the kb's.
+    assert pinned(rendered_isvc(render(chart, "faces"))) == 1
+
+    (chart / "live" / "diecast-kb.json").write_text(json.dumps(installed))
+    kept = rendered_isvc(render(chart, "faces"), "diecast-kb")
+    assert kept["spec"]["predictor"]["annotations"][isvc.MODEL_VERSION_ANNOTATION] == "champion"
 
 
 def test_dropping_the_live_lookup_fails_the_promotion_test(old_chart: Path, tmp_path: Path) -> None:

@@ -124,13 +124,13 @@ http://{{ include "castml.collectorService" . }}.{{ .Release.Namespace }}.svc.cl
 {{- end }}
 
 {{/*
-The version the predictor is pinned to. With pinPolicy keepLive, the annotation on the
-live InferenceService (set by the rollout reconciler via castml/isvc.py) wins, so that
-`helm upgrade` never undoes a promotion. `helm template` sees no cluster: values win.
-(dict "ctx" $ "name" "diecast" "project" $p)
+The version an InferenceService is pinned to: `default` (from values), unless pinPolicy
+is keepLive and the live InferenceService `name` carries a concrete version (set by the
+rollout reconciler via castml/isvc.py), so that `helm upgrade` never undoes a promotion.
+`helm template` sees no cluster: values win. (dict "ctx" $ "name" "diecast-kb" "default" "champion")
 */}}
-{{- define "castml.pinnedVersion" -}}
-{{- $version := toString (int64 .project.modelVersion) -}}
+{{- define "castml.liveVersion" -}}
+{{- $version := toString .default -}}
 {{- if eq .ctx.Values.serving.pinPolicy "keepLive" -}}
 {{- $live := lookup "serving.kserve.io/v1beta1" "InferenceService" .ctx.Release.Namespace .name -}}
 {{- if $live -}}
@@ -140,6 +140,11 @@ live InferenceService (set by the rollout reconciler via castml/isvc.py) wins, s
 {{- end -}}
 {{- end -}}
 {{- $version -}}
+{{- end }}
+
+{{/* The version the predictor is pinned to (castml.liveVersion). (dict "ctx" $ "name" "diecast" "project" $p) */}}
+{{- define "castml.pinnedVersion" -}}
+{{- include "castml.liveVersion" (dict "ctx" .ctx "name" .name "default" (toString (int64 .project.modelVersion))) -}}
 {{- end }}
 
 {{/*
