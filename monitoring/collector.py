@@ -11,6 +11,9 @@ partner is held: it turns a held half into a pair, and refusing it would leave b
 expire as orphans (issue 10 §6).
 A record that Parquet still refuses goes to the dead-letter file (`monitoring.deadletter`)
 with its error, so no record can stop the writer (issue 10 §1).
+The knowledge role's query log (`castml.protocol.kb_record`, halves scoped `kb:`) takes the
+same path, WAL, join and flush, into its own dataset: `logs/<project>-kb/<version>/...`,
+one row per query (`monitoring.kb_rows`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from castml.protocol import kb_record
+from castml.protocol.kb_record import KbAnswer, KbHalf, KbQuery, kb_base
 from castml.protocol.payload_record import (
     UNKNOWN_VERSION,
     Feedback,
@@ -41,6 +46,7 @@ from castml.protocol.payload_record import (
 from castml.web.errors import UnavailableError
 from monitoring.deadletter import DeadLetters
 from monitoring.group_commit import GroupCommit
+from monitoring.kb_rows import KB_SCHEMA, kb_columns
 from monitoring.metrics import CollectorMetrics
 from monitoring.parquet_sink import (
     FEEDBACK_DIR,
@@ -67,11 +73,32 @@ class StorageUnavailableError(UnavailableError):
     """The write-ahead log cannot be written (disk full, unwritable); nothing was acked."""
 
 
+# What the WAL holds: the predictor's payload-log records and the knowledge role's halves.
+LogRecord = PayloadRecord | KbHalf
+
+
+def encode_record(record: LogRecord) -> bytes:
+    if isinstance(record, KbQuery | KbAnswer):
+        return kb_record.encode(record)
+    return encode(record)
+
+
+def decode_record(payload: bytes) -> LogRecord:
+    """A WAL payload of either kind; `UndecodableRecordError` (the payload record's) else."""
+    try:
+        return decode(payload)
+    except UndecodableRecordError as first:
+        try:
+            return kb_record.decode(payload)
+        except UndecodableRecordError:
+            raise first from None
+
+
 @dataclass(slots=True)
 class Held:
     """A durable record waiting for Parquet."""
 
-    record: PayloadRecord
+    record: LogRecord
     segment: int
     key: str
 
@@ -93,7 +120,7 @@ class Collector:
         self.wal = WriteAheadLog(settings.wal_dir)
         self.deadletters = DeadLetters(settings.wal_dir)
         self.metrics = CollectorMetrics(settings.gauges_dir)
-        self._commit: GroupCommit[tuple[PayloadRecord, asyncio.Future[str]]] = GroupCommit(
+        self._commit: GroupCommit[tuple[LogRecord, asyncio.Future[str]]] = GroupCommit(
             self.wal, self._durable, self._not_durable
         )
         self._unacked = 0  # submitted, not yet durable or refused
@@ -125,7 +152,7 @@ class Collector:
         for segment, payload in self.wal.recover():
             self._segment_live.setdefault(segment, set())  # so a fully written one is released
             try:
-                record = decode(payload)
+                record = decode_record(payload)
             except UndecodableRecordError as exc:
                 # Replaying it would fail again at every start: set it aside instead.
                 unreadable.append((f"undecodable:{segment}:{len(unreadable)}", str(exc), payload))
@@ -169,8 +196,11 @@ class Collector:
     def knows_request(self, request_id: str) -> bool:
         return request_id in self._known_requests
 
-    def _completes_pair(self, record: PayloadRecord) -> bool:
+    def _completes_pair(self, record: LogRecord) -> bool:
         """Whether `record` is the partner of a half held (or being made durable) now."""
+        if isinstance(record, KbQuery | KbAnswer):
+            held = self._responses if isinstance(record, KbQuery) else self._requests
+            return record.pair in held or record.partner_key in self._inflight
         if isinstance(record, ResponseHalf):
             return record.pair in self._requests or (
                 f"{record.scope}request:{record.event_id}" in self._inflight
@@ -181,7 +211,7 @@ class Collector:
             )
         return False
 
-    async def submit(self, record: PayloadRecord) -> str:
+    async def submit(self, record: LogRecord) -> str:
         """Make `record` durable; 'accepted', or 'duplicate' if its key was seen."""
         key = record.key
         if key in self._seen:
@@ -202,7 +232,7 @@ class Collector:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self._unacked += 1
-        self._commit.put(encode(record), (record, future))
+        self._commit.put(encode_record(record), (record, future))
         try:
             # Unshielded (a shield per event showed in the profile): only a shutdown
             # cancels a handler, and `_durable` still accepts the record of a cancelled
@@ -211,9 +241,7 @@ class Collector:
         finally:
             self._inflight.pop(key, None)
 
-    def _durable(
-        self, group: list[tuple[PayloadRecord, asyncio.Future[str]]], segment: int
-    ) -> None:
+    def _durable(self, group: list[tuple[LogRecord, asyncio.Future[str]]], segment: int) -> None:
         """On the event loop, once the group's fsync returned: accept, then acknowledge."""
         self._unacked -= len(group)
         self._accepted_floor = max(self._accepted_floor, segment)
@@ -238,7 +266,7 @@ class Collector:
             self._flush_wakeup.set()
 
     def _not_durable(
-        self, group: list[tuple[PayloadRecord, asyncio.Future[str]]], exc: OSError
+        self, group: list[tuple[LogRecord, asyncio.Future[str]]], exc: OSError
     ) -> None:
         self._unacked -= len(group)
         self.metrics.write_errors.labels("wal").inc()
@@ -255,7 +283,7 @@ class Collector:
         if len(self._seen) > self.settings.collector_dedupe_keys:
             self._seen.popitem(last=False)
 
-    def _accept(self, record: PayloadRecord, segment: int) -> None:
+    def _accept(self, record: LogRecord, segment: int) -> None:
         held = Held(record, segment, record.key)
         self._remember(held.key)
         self._segment_live[segment].add(held.key)
@@ -265,10 +293,11 @@ class Collector:
             return
         event_id = record.event_id
         pair_key = record.pair
-        if isinstance(record, RequestHalf):
-            self._known_requests[event_id] = None
-            if len(self._known_requests) > self.settings.collector_dedupe_keys:
-                self._known_requests.popitem(last=False)
+        if isinstance(record, RequestHalf | KbQuery):
+            if isinstance(record, RequestHalf):  # a kb query is no request feedback labels
+                self._known_requests[event_id] = None
+                if len(self._known_requests) > self.settings.collector_dedupe_keys:
+                    self._known_requests.popitem(last=False)
             partner = self._responses.pop(pair_key, None)
             if partner is None:
                 self._requests[pair_key] = held
@@ -355,6 +384,12 @@ class Collector:
 
         rel_dir = partition(project, group, day)
         inside(self.logs_root, rel_dir)
+        if kb_base(project) is not None:  # a knowledge base's queries (monitoring.kb_rows)
+
+            def kb(items: list[Item]) -> Callable[[], str]:
+                return _writer(self, rel_dir, kb_columns(items), KB_SCHEMA, _all_keys(items))
+
+            return kb
         if group == FEEDBACK_DIR:
 
             def feedback(items: list[Item]) -> Callable[[], str]:
@@ -431,8 +466,11 @@ class Collector:
         for item in items:
             if isinstance(item, tuple):
                 request = item[0].record
-                assert isinstance(request, RequestHalf)
-                written[("inference", request.project)] += len(request.rows)
+                if isinstance(request, KbQuery):
+                    written[("kb_query", request.project)] += 1
+                else:
+                    assert isinstance(request, RequestHalf)
+                    written[("inference", request.project)] += len(request.rows)
             elif isinstance(item.record, Feedback):
                 written[("feedback", item.record.project)] += 1
             else:
@@ -481,7 +519,7 @@ def _groups(batches: _Batches) -> dict[tuple[str, str, str], list[Item]]:
     groups: dict[tuple[str, str, str], list[Item]] = defaultdict(list)
     for pair in batches.joined:
         request, response = pair[0].record, pair[1].record
-        assert isinstance(response, ResponseHalf)
+        assert isinstance(response, ResponseHalf | KbAnswer)
         version = response.model_version or UNKNOWN_VERSION
         groups[(request.project, version, _day(request.received_at))].append(pair)
     for held in batches.orphans:
@@ -497,15 +535,15 @@ def _all_keys(items: list[Item]) -> list[str]:
     return [h.key for item in items for h in (item if isinstance(item, tuple) else (item,))]
 
 
-def _width(record: PayloadRecord) -> int:
+def _width(record: LogRecord) -> int:
     if isinstance(record, RequestHalf):
         return len(record.rows)
     return len(record.scores) if isinstance(record, ResponseHalf) else 1
 
 
-def _encoded(record: PayloadRecord) -> bytes:
+def _encoded(record: LogRecord) -> bytes:
     try:
-        return encode(record)
+        return encode_record(record)
     except Exception:  # the dead-letter entry must be written whatever the record holds
         return repr(record).encode()
 
@@ -514,7 +552,9 @@ def _table_check(collector: Collector, project: str, group: str, item: Item) -> 
     """Build the one-item table a write would build: raises what the writer would."""
     from monitoring.parquet_rows import feedback_columns, inference_columns
 
-    if group == FEEDBACK_DIR:
+    if kb_base(project) is not None:
+        pa.Table.from_pydict(kb_columns([item]), schema=KB_SCHEMA)
+    elif group == FEEDBACK_DIR:
         pa.Table.from_pydict(feedback_columns([item]), schema=FEEDBACK_SCHEMA)  # type: ignore[list-item]
     else:
         features = collector.features_of(project)
@@ -522,7 +562,13 @@ def _table_check(collector: Collector, project: str, group: str, item: Item) -> 
         pa.Table.from_pydict(columns, schema=inference_schema(features))
 
 
-_KIND: dict[type, str] = {RequestHalf: "request", ResponseHalf: "response", Feedback: "feedback"}
+_KIND: dict[type, str] = {
+    RequestHalf: "request",
+    ResponseHalf: "response",
+    Feedback: "feedback",
+    KbQuery: "kb_query",
+    KbAnswer: "kb_answer",
+}
 Item = tuple[Held, Held] | Held
 
 

@@ -8,11 +8,14 @@ could not turn into Parquet later (an unknown project, a name that is a path, a 
 outside int64) is refused now with a 4xx that names it, while the sender still holds the
 event (issue 10 §1, §3, §4).
 
-Payloads are logged at the predictor only (v2 bodies): DESIGN.md §4.
+Payloads are logged at the predictor (v2 bodies: DESIGN.md §4) and at the knowledge role:
+an event for `<project>-kb`, where `<project>` is served here, is a query or an answer
+(`monitoring.kb_ingest`), logged to its own Parquet dataset.
 
 Status: 400 for an event that is not a well-formed CloudEvent or v2 body (names, shapes,
-types, ranges), 422 for a well-formed one that does not fit the project (width, missing
-features, non-numeric values), 422 for a project the collector does not serve.
+types, ranges; for a kb event, each field its row needs), 422 for a well-formed one that
+does not fit the project (width, missing features, non-numeric values), 422 for a project
+the collector does not serve (and for `<project>-kb` of such a project).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from castml.errors import CastmlError
 from castml.protocol.cloudevents import EXTENSIONS, REQUEST_TYPE, RESPONSE_TYPE, STRUCTURED_MEDIA
+from castml.protocol.kb_record import KbHalf, kb_base
 from castml.protocol.payload_record import (
     INT64_MAX,
     INT64_MIN,
@@ -42,6 +46,7 @@ from castml.protocol.payload_record import (
 )
 from castml.protocol.v2_tensors import NUMERIC
 from castml.web.errors import BadRequestError, FieldProblem
+from monitoring import kb_ingest
 
 FeaturesOf = Callable[[str], LoggedFeatures]
 # v2 datatypes a logged tensor may declare: the numeric ones, and the two non-numeric
@@ -346,9 +351,28 @@ def known_features(project: str, features_of: FeaturesOf) -> LoggedFeatures:
         ) from None
 
 
-def to_record(envelope: CloudEventEnvelope, data: Any, features_of: FeaturesOf) -> Half:
-    """The payload-log record of one half, or a 4xx naming why it cannot be logged."""
+def _kb_record(
+    envelope: CloudEventEnvelope, data: Any, project: str, base: str, features_of: FeaturesOf
+) -> KbHalf:
+    """A knowledge role's half (`monitoring.kb_ingest`): its project is `<base>-kb`, and
+    `base` must be a project this collector serves."""
+    check_project(project)
+    known_features(base, features_of)
+    if envelope.type == REQUEST_TYPE:
+        return kb_ingest.kb_query(envelope.id, project, data, envelope.extensions())
+    return kb_ingest.kb_answer(envelope.id, project, data, envelope.extensions())
+
+
+def to_record(envelope: CloudEventEnvelope, data: Any, features_of: FeaturesOf) -> Half | KbHalf:
+    """The log record of one half, or a 4xx naming why it cannot be logged."""
     extensions = envelope.extensions()
+    named = extensions.get("inferenceservicename")
+    if named is None and envelope.type == RESPONSE_TYPE and isinstance(data, dict):
+        model_name = data.get("model_name")
+        named = model_name if isinstance(model_name, str) else None
+    base = kb_base(named) if named else None
+    if base is not None and named is not None:  # a knowledge base's query log
+        return _kb_record(envelope, data, named, base, features_of)
     if envelope.type == REQUEST_TYPE:
         project = extensions.get("inferenceservicename")
         if not project:
@@ -367,7 +391,7 @@ def to_record(envelope: CloudEventEnvelope, data: Any, features_of: FeaturesOf) 
     )
 
 
-def decode(headers: dict[str, str], body: bytes, features_of: FeaturesOf) -> Half:
+def decode(headers: dict[str, str], body: bytes, features_of: FeaturesOf) -> Half | KbHalf:
     """Headers (lower-case names) and body of one logged CloudEvent -> its record."""
     envelope, data = parse(headers, body)
     return to_record(envelope, data, features_of)

@@ -6,10 +6,13 @@ from, down to the log partitions of a retrain on logged traffic; `deployed.*` by
 rollout reconciler), the collector's
 Parquet partitions, and the drift job's runs in `castml/<project>/monitoring`.
 Nothing here keeps its own record, so the chain cannot disagree with the sources.
+For a knowledge base (`<project>-kb`) the logs are its query log (`monitoring.kb_rows`):
+how many queries a version answered, how often it had no answer, what it cited most.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +24,7 @@ from castml import registry
 from castml.data.provenance import TAG_PREFIX as DATA_TAG_PREFIX
 from castml.errors import CastmlError
 from castml.protocol.forecast_record import OBSERVATIONS_DIR
+from castml.protocol.kb_record import kb_base
 from castml.protocol.mlflow_names import TAG_DATASET_DRIFT, TAG_DRIFT_STATUS, TAG_MODEL_VERSION
 from monitoring.parquet_sink import FEEDBACK_DIR, ORPHANS_DIR
 
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 DEPLOYED_PREFIX = "deployed."  # written by serving/rollout.py (the reconciler)
 MAX_DRIFT_REPORTS = 20
+MOST_CITED = 5
 
 
 class RequestNotFoundError(CastmlError):
@@ -66,6 +71,21 @@ class RequestHit:
     labels: list[float]
 
 
+@dataclass(frozen=True)
+class KbQueries:
+    """A knowledge-base version's logged queries (the collector's Parquet)."""
+
+    queries: int
+    no_answer: int
+    # (document, queries that cited it), most cited first; a document cited by several
+    # passages of one answer counts once for that query.
+    most_cited: list[tuple[str, int]]
+
+    @property
+    def no_answer_rate(self) -> float | None:
+        return self.no_answer / self.queries if self.queries else None
+
+
 @dataclass
 class Lineage:
     project: str
@@ -83,6 +103,7 @@ class Lineage:
     partitions: list[Partition] = field(default_factory=list)
     drift_reports: list[DriftReport] = field(default_factory=list)
     request: RequestHit | None = None
+    kb_queries: KbQueries | None = None  # a knowledge base's version only
 
 
 def partitions(logs_root: Path, project: str, version: str) -> list[Partition]:
@@ -94,6 +115,23 @@ def partitions(logs_root: Path, project: str, version: str) -> list[Partition]:
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         out.append(Partition(part, len(files), rows))
     return out
+
+
+def kb_queries(logs_root: Path, project: str, version: str) -> KbQueries:
+    """Counts over `logs/<project>-kb/<version>/date=*/`: queries answered (a query whose
+    answer never reached the collector is an orphan, not counted here)."""
+    queries = no_answer = 0
+    cited: Counter[str] = Counter()
+    for part in partitions(logs_root, project, version):
+        for file in sorted(part.path.glob("*.parquet")):
+            if file.name.startswith("."):
+                continue
+            table = pq.read_table(file, columns=["no_answer", "documents"])
+            queries += table.num_rows
+            no_answer += sum(1 for flag in table["no_answer"].to_pylist() if flag)
+            for documents in table["documents"].to_pylist():
+                cited.update(set(documents or ()))
+    return KbQueries(queries, no_answer, cited.most_common(MOST_CITED))
 
 
 def _served_groups(logs_root: Path, project: str) -> list[Path]:
@@ -120,7 +158,11 @@ def _labels(logs_root: Path, project: str, request_id: str) -> list[float]:
 
 def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
     """Scan the partitions newest day first; a request id lives in one file."""
-    columns = ["request_id", "probability", "model_version"]
+    # A knowledge base's query log has no probability column (monitoring.kb_rows).
+    kb = kb_base(project) is not None
+    columns = (
+        ["request_id", "model_version"] if kb else ["request_id", "probability", "model_version"]
+    )
     for group in _served_groups(logs_root, project):
         for file in sorted(group.glob("date=*/*.parquet"), reverse=True):
             if file.name.startswith("."):
@@ -135,8 +177,10 @@ def find_request(logs_root: Path, project: str, request_id: str) -> RequestHit:
                 version=versions[0] if versions else "",  # a request orphan: no response came
                 file=file,
                 rows=hit.num_rows,
-                probability=[float(p) for p in hit["probability"].to_pylist() if p is not None],
-                labels=_labels(logs_root, project, request_id),
+                probability=[]
+                if kb
+                else [float(p) for p in hit["probability"].to_pylist() if p is not None],
+                labels=[] if kb else _labels(logs_root, project, request_id),
             )
     raise RequestNotFoundError(
         f"request id '{request_id}' is in no Parquet file under {logs_root / project}"
@@ -211,4 +255,5 @@ def lineage(
         partitions=partitions(logs_root, project, number),
         drift_reports=drift_reports(client, project, number),
         request=hit,
+        kb_queries=kb_queries(logs_root, project, number) if kb_base(project) else None,
     )

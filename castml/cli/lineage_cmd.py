@@ -1,4 +1,8 @@
-"""`castml lineage diecast [--version N | --request-id ID]`: one version's chain, as a tree."""
+"""`castml lineage diecast [--version N | --request-id ID]`: one version's chain, as a tree.
+
+For a knowledge base (`castml lineage diecast-kb`) the log node also counts the version's
+logged queries, how many had no answer, and the documents its answers cited most.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from castml.cli.project_names import registered_name
 from castml.errors import CastmlError
 
 if TYPE_CHECKING:
-    from monitoring.lineage import Lineage
+    from monitoring.lineage import KbQueries, Lineage
 
 # A group with no sub-commands, so `castml lineage diecast --version 3` needs its options
 # parsed after the positional project (click groups stop at the first positional).
@@ -46,6 +50,18 @@ def render_training_data(node: Tree, data: dict[str, str]) -> None:
         logged.add(f"file {data['uri']}")
 
 
+def render_kb_queries(node: Tree, stats: KbQueries) -> None:
+    """A knowledge base version's query log: how much, how often unanswered, cited what."""
+    rate = stats.no_answer_rate
+    share = "" if rate is None else f" ({rate:.1%})"
+    queries = node.add(
+        f"[bold]{stats.queries} logged queries[/], {stats.no_answer} without an answer{share}"
+    )
+    if stats.most_cited:
+        cited = ", ".join(f"{document} ({n})" for document, n in stats.most_cited)
+        queries.add(f"most cited  {cited}")
+
+
 def render(chain: Lineage, tracking_uri: str) -> Tree:
     """data hash -> pipeline run -> version -> served by -> log partitions -> drift reports."""
     aliases = " ".join(f"@{a}" for a in chain.aliases)
@@ -63,11 +79,14 @@ def render(chain: Lineage, tracking_uri: str) -> Tree:
     logs = root.add(f"log partitions ({len(chain.partitions)})")
     for part in chain.partitions:
         logs.add(f"{part.path}  {part.files} files, {part.rows} rows")
+    if chain.kb_queries is not None:
+        render_kb_queries(logs, chain.kb_queries)
     if chain.request is not None:
         hit = chain.request
         found = logs.add(f"[bold]request {hit.request_id}[/]: {hit.rows} row(s) in {hit.file}")
-        found.add(f"probability {', '.join(f'{p:.3f}' for p in hit.probability) or '-'}")
-        found.add(f"delayed label {', '.join(f'{v:g}' for v in hit.labels) or 'not yet'}")
+        if chain.kb_queries is None:  # a kb query has no probability and no label
+            found.add(f"probability {', '.join(f'{p:.3f}' for p in hit.probability) or '-'}")
+            found.add(f"delayed label {', '.join(f'{v:g}' for v in hit.labels) or 'not yet'}")
     reports = root.add(f"drift reports ({len(chain.drift_reports)})")
     for report in chain.drift_reports:
         when = datetime.fromtimestamp(report.started_at_ms / 1000, UTC).isoformat(
