@@ -76,8 +76,9 @@ class ServingSettings(LlmSettings):
             "The collector's CloudEvents ingest URL (e.g. http://127.0.0.1:8090/). Set: the "
             "predictor posts every successful request and response there, under the request "
             "id the client saw, as KServe's payload logger does in a cluster (the transformer "
-            "logs nothing). Unset: nothing is logged (the cluster default, where KServe's "
-            "logger sidecar does it)."
+            "logs nothing), and the knowledge role posts each query and the sources its "
+            "answer cited. Unset: the predictor logs nothing (the cluster default, where "
+            "KServe's logger sidecar does it)."
         ),
     )
     logger_token: str | None = Field(
@@ -111,9 +112,10 @@ class ServingSettings(LlmSettings):
     kb_log_dir: Path | None = Field(
         None,
         description=(
-            "Knowledge role: where each query and its source ids are appended as JSONL "
-            "(one file a day). Unset: <home>/logs/<project>-kb. With CASTML_LOGGER_URL set they "
-            "also go to the collector as CloudEvents."
+            "Knowledge role, only when CASTML_LOGGER_URL is unset: where each query and its "
+            "source ids are appended as JSONL (one file a day). Unset: <home>/logs/<project>-kb. "
+            "With CASTML_LOGGER_URL set they go to the collector instead (Parquet under "
+            "logs/<project>-kb/<version>/)."
         ),
     )
 

@@ -160,6 +160,11 @@ def _start_part(
         part = _start_cli_part(name, args, env, port, "/_stcore/health", logs, timeout_s=120.0)
     elif name == "knowledge":
         port = _port(old, "knowledge")
+        # Each query and the sources it cited go to the collector (`castml lineage <kb>`).
+        env |= {
+            "CASTML_LOGGER_URL": state.parts["collector"].url + "/",
+            "CASTML_LOGGER_TOKEN": tokens["collector_token"],
+        }
         server = start_server(
             name, env, logs, project=kb_model_name(project), port=port, detach=True
         )

@@ -83,6 +83,9 @@ FLOWS = [
     ("forecast-api", "mlflow", 5000, False),
     ("serving-predictor", "redis", 6379, False),
     ("serving-explainer", "serving-predictor", 8080, True),
+    # The knowledge base logs each query to the collector itself (no logger sidecar).
+    ("serving-knowledge", "collector", 8080, True),
+    ("serving-knowledge", "redis", 6379, False),
     ("test", "ui", 8501, True),
     ("test", "studio", 8000, True),
     ("test", "forecast-api", 8093, True),

@@ -61,6 +61,9 @@ def test_knowledge_isvc_validates_and_runs_the_knowledge_role() -> None:
     assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert c["image"].endswith("/serving:" + c["image"].rsplit(":", 1)[1])
     assert pod["labels"]["app.kubernetes.io/component"] == "serving-knowledge"
+    assert env_entry(c, "CASTML_LOGGER_URL")["value"].endswith(
+        "-collector.castml.svc.cluster.local:8080/"
+    )
     policies = {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"}
     assert any(name.endswith("-knowledge") for name in policies)
     version = kv_utils.latest_version()

@@ -85,6 +85,10 @@ autoScaling:
       value: /tmp/castml
     - name: HOME
       value: /tmp
+    {{- range .env }}
+    - name: {{ .name }}
+      value: {{ .value | quote }}
+    {{- end }}
   ports:
     - name: http1
       containerPort: 8080
