@@ -5,12 +5,20 @@
    one Redis transaction) over S series of real 2014 hours, against the bare model call on
    the same design matrix (`ForecastModel.score`: the per-horizon boosters, no features,
    no I/O). Target: >= 0.5x. Medians of interleaved runs. Also against
-   `ForecastModel.forecast_many` on the same windows (features + boosters, no I/O).
+   `ForecastModel.forecast_grid` on the same windows (features + boosters, no I/O: the
+   job's own scoring call), and the job's stages, timed one by one on the same data, so
+   that a change shows where it moved the time.
 2. **Read latency**: `GET /v1/forecast/bikeshare/<series>?horizon=1` on `python -m serving
    forecast` (uvicorn, one worker) over one keep-alive connection, against a bare redis-py
    GET of the same key from the same client process. Target: p50 <= 3x. The HTTP client
    is a raw socket (pre-built request bytes), so that the number is the endpoint's and not
-   an HTTP client library's.
+   an HTTP client library's. Also the floor: a raw ASGI app on the same uvicorn settings
+   that answers fixed bytes without Redis (`bench/_asgi_floor.py`).
+
+Sizes: `CASTML_BENCH_FORECAST_SERIES` (400), `CASTML_BENCH_FORECAST_HOURS` (200: the
+observation log's length; the job reads the days a week's window needs, of 30 kept),
+`CASTML_BENCH_FORECAST_JOB_RUNS` (5),
+`CASTML_BENCH_FORECAST_READS` (3000).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import secrets
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SERIES = 400
-HOURS = 200
-JOB_RUNS = 5
-READS = 3000
+SERIES = int(os.environ.get("CASTML_BENCH_FORECAST_SERIES", "400"))
+HOURS = int(os.environ.get("CASTML_BENCH_FORECAST_HOURS", "200"))
+JOB_RUNS = int(os.environ.get("CASTML_BENCH_FORECAST_JOB_RUNS", "5"))
+READS = int(os.environ.get("CASTML_BENCH_FORECAST_READS", "3000"))
 JOB_TARGET, READ_TARGET = 0.5, 3.0
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,9 +53,9 @@ def _train(work: Path, frame: pd.DataFrame) -> Path:
     data = frame[(frame.ts >= "2012-01-01") & (frame.ts < "2013-01-01")].copy()
     data["ts"] = data["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")
     data.to_parquet(work / "data.parquet", index=False)
-    paths = [work / f"{n}.parquet" for n in ("train", "validation", "test")]
-    split_step("bikeshare", work / "data.parquet", *paths)
-    train_step("bikeshare", paths[0], paths[1], work / "store" / "1" / "model", work / "b", "fast")
+    train, validation, test = (work / f"{n}.parquet" for n in ("train", "validation", "test"))
+    split_step("bikeshare", work / "data.parquet", train, validation, test)
+    train_step("bikeshare", train, validation, work / "store" / "1" / "model", work / "b", "fast")
     (work / "store" / "aliases.json").write_text(json.dumps({"champion": "1"}))
     return work / "store"
 
@@ -68,14 +77,56 @@ def _observe(logs: Path, frame: pd.DataFrame) -> None:
     write_observations(logs, schema, columns)
 
 
-def _bare_seconds(model: Any, windows: list[Any]) -> float:
-    from castml.data.lag_features import design_rows, stacked_windows
+def _design(model: Any, batch: Any) -> np.ndarray:
+    from castml.data.lag_features import design_rows, grid_windows
 
-    grid, origins, seconds = stacked_windows([w.columns for w in windows], model.plan)
-    design = np.ascontiguousarray(design_rows(grid, origins, seconds, model.plan))
+    grid, origins, seconds = grid_windows(
+        batch.grid, batch.filled, batch.end_ms // 1000, model.plan
+    )
+    return np.ascontiguousarray(design_rows(grid, origins, seconds, model.plan))
+
+
+def _bare_seconds(model: Any, design: np.ndarray) -> float:
     started = time.perf_counter()
     model.score(design)
     return time.perf_counter() - started
+
+
+def _stages(job: Any, model: Any, columns: list[str]) -> dict[str, float]:
+    """One run's stages, timed one by one (seconds): where the job's time goes."""
+    from castml.protocol.forecast_record import ForecastRun
+    from serving.forecast_history import read_recent, window_batch
+    from serving.forecast_job import make_records
+
+    out: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        out[name] = now - started
+        started = now
+
+    job.cache.check()
+    lap("redis_check")
+    settings = job.settings
+    logs, days = settings.logs_dir, settings.forecast_lookback_days
+    observed = read_recent(logs, "bikeshare", days, columns, model.history_rows, 3_600_000)
+    lap("read_parquet")
+    batch, _ = window_batch(observed, model.time_column, model.history_rows, 3_600_000)
+    lap("windows")
+    design = _design(model, batch)
+    lap("features")
+    values = model.score(design).reshape(len(model.horizons), len(batch)).T
+    lap("boosters")
+    records = make_records("bikeshare", "1", model.horizons, batch, values, time.time(), 600)
+    lap("records")
+    job.cache.realise("bikeshare", batch, model.horizons, model.target)
+    lap("redis_realise")
+    run = ForecastRun("bikeshare", "1", model.horizons, time.time(), len(batch), {}, 0.0)
+    job.cache.write(records, run, remember=True)
+    lap("redis_write")
+    return out
 
 
 def _http_get(sock: socket.socket, request: bytes) -> bytes:
@@ -92,6 +143,20 @@ def _http_get(sock: socket.socket, request: bytes) -> bytes:
     return body
 
 
+def _connect_when_up(port: int, timeout_s: float = 30.0) -> socket.socket:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
 def run() -> dict[str, Any]:
     import redis as redis_py
 
@@ -100,13 +165,14 @@ def run() -> dict[str, Any]:
     from castml.protocol.forecast_record import forecast_key
     from castml.redis_embedded import start_redis
     from castml.spec import load_spec
-    from serving.forecast_history import partition_files, read_observations, windows
+    from serving.forecast_history import read_recent, window_batch
     from serving.forecast_job import ForecastJob
     from serving.settings import ForecastSettings
 
     work = Path(tempfile.mkdtemp(prefix="castml-bench-forecast-"))
     server = None
     api = None
+    floor: subprocess.Popen[bytes] | None = None
     try:
         frame = load_dataset(load_spec("bikeshare"))
         frame["ts"] = pd.to_datetime(frame["ts"])
@@ -123,21 +189,29 @@ def run() -> dict[str, Any]:
         result = job.run()  # warm-up: loads the model, the holiday calendar
         version, model = job.model("champion")
         columns = [model.time_column, model.target, *model.exogenous]
-        table = read_observations(
-            partition_files(settings.logs_dir, "bikeshare", settings.forecast_lookback_days),
+        observed = read_recent(
+            settings.logs_dir,
+            "bikeshare",
+            settings.forecast_lookback_days,
             columns,
+            model.history_rows,
+            3_600_000,
         )
-        found, _ = windows(table, columns, model.history_rows, 3_600_000)
+        found, _ = window_batch(observed, model.time_column, model.history_rows, 3_600_000)
+        design = _design(model, found)  # the job's design matrix: the bare call's input
         cells = len(result.records)
         job_s, bare_s, many_s = [], [], []
+        stages: dict[str, list[float]] = {}
         for _ in range(JOB_RUNS):
             started = time.perf_counter()
             job.run()
             job_s.append(time.perf_counter() - started)
-            bare_s.append(_bare_seconds(model, found))
+            bare_s.append(_bare_seconds(model, design))
             started = time.perf_counter()
-            model.forecast_many([w.columns for w in found])  # features + boosters, no I/O
+            model.forecast_grid(found.grid, found.filled, found.end_ms // 1000)  # no I/O
             many_s.append(time.perf_counter() - started)
+            for name, seconds in _stages(job, model, columns).items():
+                stages.setdefault(name, []).append(seconds)
         job_rate = cells / statistics.median(job_s)
         bare_rate = cells / statistics.median(bare_s)
         many_rate = cells / statistics.median(many_s)
@@ -153,20 +227,48 @@ def run() -> dict[str, Any]:
         key = forecast_key("bikeshare", "s0", 1)
         client = redis_py.Redis(host=server.host, port=server.port, password=server.password)
         request = b"GET /v1/forecast/bikeshare/s0?horizon=1 HTTP/1.1\r\nhost: bench\r\n\r\n"
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench._asgi_floor:app",
+                "--port",
+                str(floor_port),
+                "--host",
+                "127.0.0.1",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO,
+        )
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(300):  # warm-up both
+        floor_sock = _connect_when_up(floor_port)
+        floor_request = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n"
+        for _ in range(300):  # warm-up all three
             _http_get(sock, request)
+            _http_get(floor_sock, floor_request)
             client.get(key)
-        endpoint_us, redis_us = [], []
-        for _ in range(READS):  # interleaved: both see the same machine load
+        endpoint_us, redis_us, floor_us = [], [], []
+        for _ in range(READS):  # interleaved: all see the same machine load
             started = time.perf_counter()
             _http_get(sock, request)
             endpoint_us.append((time.perf_counter() - started) * 1e6)
             started = time.perf_counter()
             client.get(key)
             redis_us.append((time.perf_counter() - started) * 1e6)
+            started = time.perf_counter()
+            _http_get(floor_sock, floor_request)
+            floor_us.append((time.perf_counter() - started) * 1e6)
         sock.close()
+        floor_sock.close()
         endpoint_p50, redis_p50 = statistics.median(endpoint_us), statistics.median(redis_us)
         return {
             "series": len(found),
@@ -176,16 +278,24 @@ def run() -> dict[str, Any]:
             "bare_predict_series_horizons_per_s": round(bare_rate, 1),
             "job_vs_bare": round(job_rate / bare_rate, 3),
             "job_target": f">= {JOB_TARGET}x",
-            "forecast_many_series_horizons_per_s": round(many_rate, 1),
-            "job_vs_forecast_many": round(job_rate / many_rate, 3),
+            "forecast_grid_series_horizons_per_s": round(many_rate, 1),
+            "job_vs_forecast_grid": round(job_rate / many_rate, 3),
             "job_median_s": round(statistics.median(job_s), 4),
+            "bare_median_s": round(statistics.median(bare_s), 5),
+            "job_stage_median_ms": {
+                name: round(statistics.median(v) * 1000, 2) for name, v in stages.items()
+            },
             "read_p50_us": round(endpoint_p50, 1),
             "read_p99_us": round(float(np.percentile(endpoint_us, 99)), 1),
             "redis_get_p50_us": round(redis_p50, 1),
+            "asgi_floor_p50_us": round(statistics.median(floor_us), 1),
             "read_vs_redis_get": round(endpoint_p50 / redis_p50, 2),
             "read_target": f"<= {READ_TARGET}x",
         }
     finally:
+        if floor is not None:
+            floor.terminate()
+            floor.wait(10)
         if api is not None:
             api.stop()
         if server is not None:

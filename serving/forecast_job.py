@@ -8,13 +8,16 @@ scheduler calls `ForecastJob.run` every few minutes):
    and fetches that version (digest-checked, cached: serving.registry_store); a version
    already loaded by an earlier run of the same process is reused. A promotion is
    therefore picked up by the next run, and every record carries the version that made it;
-3. reads the latest observation partitions and builds one window per series
-   (serving.forecast_history); a series with too short or gappy a history is skipped,
-   logged with its reason and counted in `castml_forecast_series_skipped`;
-4. scores every complete window in one `forecast_many` call (all horizons at once);
+3. reads the observation partitions the windows need and lays one window per series on
+   its hourly grid, all series at once in numpy (serving.forecast_history); a series
+   with too short or gappy a history is skipped, logged with its reason and counted in
+   `castml_forecast_series_skipped`;
+4. scores every complete window in one `forecast_grid` call (all horizons at once: the
+   same rows and forecasts as `forecast_many` on each window);
 5. matches the forecasts still waiting for their target hour with what is observed now
    (realised error per horizon: serving.forecast_realised);
-6. writes every record and the run summary in one atomic Redis script call, with the TTL.
+6. writes every record, the run summary and the forecasts' place in the realised-error
+   logs in one atomic Redis script call, with the TTL.
 
 Outcomes go to a Prometheus textfile, `<metrics dir>/forecast-<project>.prom`, also when a
 run fails; the exit codes of `python -m serving forecast-job` are the servers' (69 for
@@ -47,10 +50,9 @@ from serving.forecast_history import (
     SKIP_INVALID,
     SKIP_SHORT,
     Skipped,
-    Window,
-    partition_files,
-    read_observations,
-    windows,
+    WindowBatch,
+    read_recent,
+    window_batch,
 )
 from serving.forecast_metrics import write_job_metrics
 from serving.forecast_realised import Realised
@@ -72,6 +74,10 @@ class ForecastModelLike(Protocol):
     exogenous: tuple[str, ...]
 
     def forecast_many(self, histories: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray: ...
+
+    def forecast_grid(
+        self, grid: Mapping[str, np.ndarray], filled: np.ndarray, origin_seconds: np.ndarray
+    ) -> np.ndarray: ...
 
 
 class NoObservationsError(CastmlError):
@@ -180,21 +186,27 @@ class ForecastJob:
         self.cache.check()  # before anything is scored: a run that cannot write fails first
         version, model = self.model(self.settings.forecast_model_version)
         columns = [model.time_column, model.target, *model.exogenous]
-        files = partition_files(
-            self.settings.logs_dir, self.project, self.settings.forecast_lookback_days
-        )
         only = set(self.settings.forecast_series) or None
         plan = getattr(model, "plan", None)  # castml.data.lag_features.LagPlan
         max_gap = int(getattr(plan, "max_gap", 0))
         step_ms = int(getattr(plan, "step_seconds", 3600)) * 1000
-        found, skipped = windows(
-            read_observations(files, columns), columns, model.history_rows, step_ms, only, max_gap
+        observed = read_recent(
+            self.settings.logs_dir,
+            self.project,
+            self.settings.forecast_lookback_days,
+            columns,
+            model.history_rows,
+            step_ms,
+            only,
+        )
+        found, skipped = window_batch(
+            observed, model.time_column, model.history_rows, step_ms, only, max_gap
         )
         for skip in skipped:
             log.warning(
                 "forecast job: series %s skipped (%s): %s", skip.series, skip.reason, skip.detail
             )
-        if not found and not skipped:
+        if not len(found) and not skipped:
             raise NoObservationsError(
                 f"no observations of {self.project} under {self.settings.logs_dir} "
                 f"in the latest {self.settings.forecast_lookback_days} days"
@@ -202,22 +214,15 @@ class ForecastJob:
         found, values, refused = score_safely(model, found)
         skipped += refused
         made_at = time.time() if now is None else now
-        ttl = self.settings.forecast_ttl_s
-        records = [
-            ForecastRecord(
-                self.project,
-                window.series,
-                int(horizon),
-                float(values[i, j]),
-                version,
-                made_at,
-                window.end_ms / 1000,
-                ttl,
-            )
-            for i, window in enumerate(found)
-            for j, horizon in enumerate(model.horizons)
-            if values is not None
-        ]
+        records = make_records(
+            self.project,
+            version,
+            model.horizons,
+            found,
+            values,
+            made_at,
+            self.settings.forecast_ttl_s,
+        )
         run = ForecastRun(
             self.project,
             version,
@@ -229,36 +234,58 @@ class ForecastJob:
         )
         # Observations are the earlier forecasts' delayed labels: match them first.
         realised = self.cache.realise(self.project, found, run.horizons, model.target)
-        self.cache.write(records, run)
-        self.cache.remember(records)
+        self.cache.write(records, run, remember=True)  # records, summary and logs: one call
         return RunResult(run, records, skipped, realised)
 
 
+def make_records(
+    project: str,
+    version: str,
+    horizons: Sequence[int],
+    found: WindowBatch,
+    values: np.ndarray | None,
+    made_at: float,
+    ttl: int,
+) -> list[ForecastRecord]:
+    """One record per series and horizon (plain Python numbers, converted in bulk)."""
+    if values is None:
+        return []
+    ends = (found.end_ms / 1000).tolist()
+    forecasts = values.tolist()
+    return [
+        ForecastRecord(project, series, int(horizon), row[j], version, made_at, end, ttl)
+        for series, end, row in zip(found.series, ends, forecasts, strict=True)
+        for j, horizon in enumerate(horizons)
+    ]
+
+
 def score_safely(
-    model: ForecastModelLike, found: list[Window]
-) -> tuple[list[Window], np.ndarray | None, list[Skipped]]:
+    model: ForecastModelLike, found: WindowBatch
+) -> tuple[WindowBatch, np.ndarray | None, list[Skipped]]:
     """The windows the model scores, their forecasts `[S, H]`, and the windows it refuses.
 
     One call scores every window; only when the model refuses the batch (its own history
     checks, 422s: rare, the windows were checked already) does one call each find which.
     """
-    if not found:
+    if not len(found):
         return found, None, []
     try:
-        return found, model.forecast_many([w.columns for w in found]), []
+        return found, model.forecast_grid(found.grid, found.filled, found.end_ms // 1000), []
     except CastmlError:
         pass
-    good: list[Window] = []
+    good: list[int] = []
     rows: list[np.ndarray] = []
     refused: list[Skipped] = []
-    for window in found:
+    for i in range(len(found)):
+        window = found.window(i)
         try:
             rows.append(model.forecast_many([window.columns])[0])
-            good.append(window)
+            good.append(i)
         except CastmlError as exc:
             reason = reason_of(exc)
             refused.append(Skipped(window.series, reason, str(exc)))
-    return good, (np.stack(rows) if rows else None), refused
+    kept = found.subset(np.asarray(good, dtype=np.intp))
+    return kept, (np.stack(rows) if rows else None), refused
 
 
 def reason_of(exc: CastmlError) -> str:

@@ -386,6 +386,41 @@ def stacked_windows(
     return grid, origins, np.asarray([w[1] for w in windows], dtype=np.int64)
 
 
+def grid_windows(
+    grid: Mapping[str, npt.NDArray[np.float64]],
+    filled: npt.NDArray[np.bool_],
+    origin_seconds: npt.NDArray[Any],
+    plan: LagPlan,
+) -> tuple[dict[str, Floats], Ints, Ints]:
+    """`stacked_windows` for windows already on their grids: `grid[source]` and `filled`
+    are `[S, plan.history_rows]` (NaN, and False, where a slot holds no row), the last slot
+    each series' origin at `origin_seconds`. Each window is checked as `check_window`
+    checks one history (the first series refused raises); the check and the layout are
+    numpy over all series, with no per-series Python for a window without gaps.
+    """
+    width = plan.history_rows
+    filled = np.asarray(filled, dtype=bool)
+    absent = [n for n in plan.sources if n not in grid]
+    if absent:
+        raise HistoryInvalidError(f"history lacks column(s): {', '.join(absent)}")
+    count = len(filled)
+    shapes = {filled.shape, *(np.shape(grid[n]) for n in plan.sources)}
+    if filled.ndim != 2 or shapes != {(count, width)}:
+        raise HistoryInvalidError(
+            f"windows must be [series, {width}] for every column, got {sorted(shapes)}"
+        )
+    starts = np.asarray(origin_seconds, dtype=np.int64) - (width - 1) * plan.step_seconds
+    if count and not filled[:, -1].all():
+        raise HistoryInvalidError("a window's last slot (its origin) holds no row")
+    for row in np.flatnonzero(~filled.all(axis=1)).tolist():  # only windows with a hole
+        held = np.flatnonzero(filled[row])
+        times = int(starts[row]) + held * plan.step_seconds
+        check_window(times, filled[row], int(starts[row]), plan, len(held))
+    flat = {n: np.ascontiguousarray(grid[n], dtype=np.float64).reshape(-1) for n in plan.sources}
+    origins = np.arange(1, count + 1, dtype=np.int64) * width - 1
+    return flat, origins, np.asarray(origin_seconds, dtype=np.int64)
+
+
 def parts_of(plan_calendar: Sequence[Any]) -> tuple[CalendarPart, ...]:
     """Spec calendar entries (name, source, part, country, subdivision) as `CalendarPart`s."""
     return tuple(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from castml.protocol.forecast_record import (
@@ -19,7 +21,14 @@ from castml.protocol.forecast_record import (
 )
 from monitoring.observation_ingest import parse_rows, write_observations
 from serving.forecast_cache import CacheUnavailableError, ForecastCache
-from serving.forecast_history import partition_files, read_observations, windows
+from serving.forecast_history import (
+    partition_files,
+    read_columns,
+    read_observations,
+    read_recent,
+    window_batch,
+    windows,
+)
 from serving.settings import ForecastSettings
 from tests.support.redis_server import client_of, redis_server
 
@@ -99,6 +108,62 @@ def test_windows_keep_the_last_received_row_and_skip_gaps_and_short_histories(
     # Series asked for by name: one never observed is skipped, named.
     _, missing = windows(table, COLUMNS, 6, HOUR_MS, only={"whole", "elsewhere"})
     assert [(s.series, s.reason) for s in missing] == [("elsewhere", "too_short")]
+
+
+def test_the_job_reads_the_same_windows_laid_on_their_grids(tmp_path: Path) -> None:
+    """`window_batch` over `read_columns` (the job's numpy path) holds exactly the
+    windows `windows` gives one by one, with NaN in a tolerated hole."""
+    logs = tmp_path / "logs"
+    observe(logs, "whole", list(range(10)))
+    observe(logs, "whole", [9], count=100.0)
+    observe(logs, "hole", [h for h in range(10) if h != 7])
+    observe(logs, "short", [7, 8, 9])
+    files = partition_files(logs, "bikeshare", 30)
+    for only in (None, {"hole", "short", "elsewhere"}):
+        batch, skipped = window_batch(read_columns(files, COLUMNS), "ts", 6, HOUR_MS, only, 1)
+        found, expected_skips = windows(
+            read_observations(files, COLUMNS), COLUMNS, 6, HOUR_MS, only, 1
+        )
+        assert skipped == expected_skips
+        assert batch.series == [w.series for w in found]
+        for i, window in enumerate(found):
+            again = batch.window(i)
+            assert again.end_ms == window.end_ms
+            for name, values in window.columns.items():
+                np.testing.assert_array_equal(again.columns[name], values)
+    hole = batch.series.index("hole")
+    assert batch.filled[hole].tolist() == [True, True, True, False, True, True]  # hour 7
+    assert np.isnan(batch.grid["count"][hole, 3]) and batch.grid["count"][hole, 5] == 10.0
+    assert [s.series for s in skipped] == ["short", "elsewhere"]
+
+
+def test_the_job_reads_only_the_days_its_windows_need_unless_a_series_reaches_back(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    observe(logs, "now", list(range(121)))  # five days, hour by hour
+    files = partition_files(logs, "bikeshare", 30)
+    oldest = files[0].parent
+    assert len({f.parent for f in files}) == 6
+    everything = read_columns(files, COLUMNS)
+    # A file in the oldest day with its series names only: a read of its values fails.
+    pq.write_table(pa.table({"series": ["now"]}), oldest / "part-names.parquet")
+    recent = read_recent(logs, "bikeshare", 30, COLUMNS, 6, HOUR_MS)
+    expected, _ = window_batch(everything, "ts", 6, HOUR_MS)
+    got, skipped = window_batch(recent, "ts", 6, HOUR_MS)
+    assert skipped == [] and got.series == expected.series == ["now"]
+    np.testing.assert_array_equal(got.grid["count"], expected.grid["count"])
+
+    # A series last seen in the oldest day: its window lies there, so every day is read.
+    observe(logs, "stale", list(range(8)))
+    with pytest.raises(Exception, match="count"):
+        read_recent(logs, "bikeshare", 30, COLUMNS, 6, HOUR_MS)
+    (oldest / "part-names.parquet").unlink()
+    got, _ = window_batch(read_recent(logs, "bikeshare", 30, COLUMNS, 6, HOUR_MS), "ts", 6, HOUR_MS)
+    assert got.series == ["now", "stale"] and got.end_ms[1] == (T0 + 7 * 3600) * 1000
+    # So is a series asked for by name and not seen in the latest days.
+    observe(logs, "stale", [9], count=5.0)
+    assert read_recent(logs, "bikeshare", 30, COLUMNS, 6, HOUR_MS, {"stale"}).times.size > 121
 
 
 def test_cache_writes_one_transaction_with_ttl_and_refuses_a_wrong_password(

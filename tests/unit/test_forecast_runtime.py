@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from castml.runtime.forecast_model import ForecastModel, from_learned
+from castml.runtime.forecast_model import (
+    ForecastModel,
+    HistoryGapError,
+    HistoryInvalidError,
+    HistoryTooShortError,
+    from_learned,
+)
 from castml.runtime.loaded_model import load_model
 from castml.runtime.model_bundle import read_encoding
 from castml.spec import load_spec
@@ -112,3 +118,35 @@ def test_a_forecast_below_the_floor_is_raised_to_it(model_dir: Path) -> None:
     np.testing.assert_array_equal(from_learned("none", raw, design, model.plan), [0, 0, 3.5])
     unbounded = dataclasses.replace(model.plan, floor=None)
     np.testing.assert_array_equal(from_learned("none", raw, design, unbounded), raw)
+
+
+def test_windows_on_their_grids_forecast_the_same_bits_as_one_history_each(
+    frame: pd.DataFrame, model_dir: Path
+) -> None:
+    """The job's path (`forecast_grid`, windows laid on grids by numpy) against the
+    per-history path (`forecast_many`): the same forecasts, bit for bit, and the same
+    refusals."""
+    model = ForecastModel.load(model_dir)
+    ends = [300, 450, 600, 777]
+    histories = [window(frame, end) for end in ends]
+    width = model.history_rows
+    grid = {c: np.stack([h[c] for h in histories]).astype(np.float64) for c in COLUMNS[1:]}
+    filled = np.ones((len(ends), width), dtype=bool)
+    origins = np.asarray([h["ts"][-1] for h in histories], dtype="datetime64[s]")
+    seconds = origins.astype(np.int64)
+    expected = model.forecast_many(histories)
+    np.testing.assert_array_equal(model.forecast_grid(grid, filled, seconds), expected)
+    assert model.forecast_grid(grid, filled[:0], seconds[:0]).shape == (0, 2)
+
+    holed = filled.copy()
+    holed[1, 100] = False  # one missing hour: the model tolerates none
+    with pytest.raises(HistoryGapError):
+        model.forecast_grid(grid, holed, seconds)
+    late = filled.copy()
+    late[2, 0] = False  # nothing at the window's first hour: too short, as one history
+    with pytest.raises(HistoryTooShortError):
+        model.forecast_grid(grid, late, seconds)
+    with pytest.raises(HistoryInvalidError, match="lacks"):
+        model.forecast_grid({"count": grid["count"]}, filled, seconds)
+    with pytest.raises(HistoryInvalidError, match=r"\[series, 168\]"):
+        model.forecast_grid({c: v[:, 1:] for c, v in grid.items()}, filled[:, 1:], seconds)
