@@ -124,15 +124,23 @@ class Agent:
         shot: Mapping[str, float],
         language: str | None = None,
         question: str | None = None,
+        predicted: Mapping[str, Any] | None = None,
     ) -> AgentReport:
-        """One shot's report (predict, explain, knowledge); see the module doc."""
+        """One shot's report (predict, explain, knowledge); see the module doc.
+
+        `predicted`: the transformer's answer for this very shot, when the caller has it
+        (the UI's Predict tab): it is used as is, so the shot is not predicted, and logged,
+        a second time; the predict step then says ok with 0 attempts."""
         if not isinstance(shot, Mapping) or not shot:
             raise ShotRejectedError(
                 "a shot is a non-empty JSON object of feature name to value, e.g. "
                 '{"Process_Temperature": 670.0, ...}'
             )
         language = language or self.settings.language
-        report = self._run(self.areport(dict(shot), language, question), steps=2)
+        report = self._run(
+            self.areport(dict(shot), language, question, dict(predicted) if predicted else None),
+            steps=2,
+        )
         self.last_report = report
         return report
 
@@ -180,13 +188,22 @@ class Agent:
     # -- the async steps (on the agent's loop) --------------------------------------------
 
     async def areport(
-        self, shot: dict[str, Any], language: str, question: str | None = None
+        self,
+        shot: dict[str, Any],
+        language: str,
+        question: str | None = None,
+        predicted_answer: dict[str, Any] | None = None,
     ) -> AgentReport:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         readings = ShotReadings(self.spec, shot)
+        predicting = (
+            self._post("predict", "transformer", {"features": shot}, request_id)
+            if predicted_answer is None
+            else self._reused("predict", predicted_answer)
+        )
         predicted, explained = await asyncio.gather(
-            self._post("predict", "transformer", {"features": shot}, request_id),
+            predicting,
             self._post("explain", "explainer", self.explain_body(shot), request_id),
         )
         for outcome in (predicted, explained):
@@ -271,6 +288,12 @@ class Agent:
         self, step: Any, service: str, payload: dict[str, Any], request_id: str
     ) -> StepOutcome:
         return await self.caller.call(step, service, "POST", self.urls[step], payload, request_id)
+
+    async def _reused(self, step: Any, body: dict[str, Any]) -> StepOutcome:
+        """A step answered before the report (by the caller): the answer as given, ok with
+        0 attempts (no call made, so nothing is logged twice)."""
+        result = StepResult(step=step, status="ok", url=self.urls[step], elapsed_ms=0.0, attempts=0)
+        return StepOutcome(body, result)
 
     def explain_body(self, shot: dict[str, Any]) -> dict[str, Any]:
         """SHAP without the PNG (the UI draws its own chart from the attributions)."""

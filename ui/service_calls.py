@@ -136,6 +136,9 @@ class Prediction:
     request_id: str
     server_ms: float
     round_trip_ms: float
+    # The transformer's answer as sent: the assistant's report reuses it instead of
+    # predicting (and logging) the same shot again.
+    answer: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def predict(settings: UiSettings, shot: dict[str, float]) -> Prediction:
@@ -153,6 +156,7 @@ def predict(settings: UiSettings, shot: dict[str, float]) -> Prediction:
         request_id=str(answer.get("request_id", "")),
         server_ms=float(answer.get("processing_time_ms", 0.0)),
         round_trip_ms=elapsed,
+        answer=answer,
     )
 
 

@@ -89,7 +89,14 @@ def ask(page: Page, question: str) -> dict[str, Any]:
     report: AgentReport | None = state(REPORT_KEY)
     try:
         if shot is not None and report is None:
-            report = agent.report(shot, page.language, question=question)
+            # The Predict tab's answer for this shot: predicting it again would log it twice.
+            predicted = state(PREDICTION_KEY)
+            report = agent.report(
+                shot,
+                page.language,
+                question=question,
+                predicted=predicted.answer if predicted is not None and predicted.answer else None,
+            )
             st.session_state[REPORT_KEY] = report
             turn = _turn(
                 report.answer, report.versions.knowledge, _failed_steps(page, report.steps)

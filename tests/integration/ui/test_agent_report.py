@@ -4,8 +4,10 @@ questions with and without the shot as context, and input the servers refuse."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from castml.spec import load_spec
@@ -25,6 +27,32 @@ def agent(assist: AssistStack) -> Iterator[Agent]:
 def porous_shot(assist: AssistStack) -> dict[str, float]:
     """A shot with hydrogen and vacuum outside their normal ranges (gas porosity)."""
     return {**assist.shot(5), "Sensor_HydrogenContent": 0.55, "Process_VacuumLevel": 45.0}
+
+
+def _rows_predicted(url: str) -> float:
+    """The transformer's `castml_serving_rows_total` over every label set."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(r"^castml_serving_rows_total\S* (\S+)$", text, re.M))
+
+
+def test_a_prediction_the_caller_has_is_reused_not_made_again(
+    agent: Agent, assist: AssistStack
+) -> None:
+    """The UI's Predict tab already has the transformer's answer: the assistant's report uses
+    it, so the shot is neither predicted nor logged a second time."""
+    shot = porous_shot(assist)
+    answer = httpx.post(
+        f"{assist.transformer.url}/v1/models/diecast:predict", json={"features": shot}, timeout=30
+    ).json()
+    before = _rows_predicted(assist.transformer.url)
+    report = agent.report(shot, language="en", predicted=answer)
+    assert _rows_predicted(assist.transformer.url) == before > 0
+    predict = report.steps[0]
+    assert (predict.step, predict.status, predict.attempts) == ("predict", "ok", 0)
+    assert report.prediction is not None
+    assert report.prediction.probability == answer["prediction"]["probability"]
+    assert report.versions.predictor == answer["model_version"]
+    assert report.complete and report.answer is not None
 
 
 def test_full_report(agent: Agent, assist: AssistStack) -> None:
