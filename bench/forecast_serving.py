@@ -160,6 +160,7 @@ def _connect_when_up(port: int, timeout_s: float = 30.0) -> socket.socket:
 def run() -> dict[str, Any]:
     import redis as redis_py
 
+    from bench._asgi_floor import start_floor
     from castml.cli.local_processes import free_port, start_server
     from castml.data.loaders import load_dataset
     from castml.protocol.forecast_record import forecast_key
@@ -228,26 +229,7 @@ def run() -> dict[str, Any]:
         client = redis_py.Redis(host=server.host, port=server.port, password=server.password)
         request = b"GET /v1/forecast/bikeshare/s0?horizon=1 HTTP/1.1\r\nhost: bench\r\n\r\n"
         floor_port = free_port()
-        floor = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench._asgi_floor:app",
-                "--port",
-                str(floor_port),
-                "--host",
-                "127.0.0.1",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=REPO,
-        )
+        floor = start_floor(floor_port)
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         floor_sock = _connect_when_up(floor_port)

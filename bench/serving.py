@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 
 from bench import _mlserver
+from bench._asgi_floor import start_floor
 from castml.cli.local_processes import free_port, start_server
 from castml.runtime.ae_gbm import AeGbmModel
 from castml.spec import ProjectSpec, load_spec
@@ -233,26 +234,7 @@ def main() -> None:
         predictor = start_server("predictor", env, root / "logs", grpc=True)
         ready_s = time.perf_counter() - started
         floor_port = free_port()
-        floor = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench._asgi_floor:app",
-                "--port",
-                str(floor_port),
-                "--host",
-                "127.0.0.1",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=Path(__file__).resolve().parents[1],
-        )
+        floor = start_floor(floor_port)
         transformer = start_server("transformer", env, root / "logs", predictor=predictor)
         explainer = start_server("explainer", env, root / "logs", predictor=predictor)
         try:

@@ -11,6 +11,7 @@ client connects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -90,6 +91,13 @@ def studio(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "CASTML_STUDIO_METRICS_INTERVAL_S": "0.3",
         "CASTML_STUDIO_LATENCY_PROBES": "3",
     }
+    with launch_studio(home, port, env) as studio:
+        yield studio
+
+
+@contextlib.contextmanager
+def launch_studio(home: Path, port: int, env: dict[str, str]) -> Iterator[Studio]:
+    """`castml studio` on `port` with `env`, until the block ends."""
     log = home / "studio.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

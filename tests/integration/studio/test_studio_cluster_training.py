@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from castml.data.ctr_generator import generate
 from pipelines.runner import run_local
 from studio.cluster_training import stage_inputs
 from studio.profiling import profile
-from tests.integration.studio.conftest import TOKEN, Studio, _wait_healthy
+from tests.integration.studio.conftest import TOKEN, Studio, launch_studio
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -78,21 +76,8 @@ def cluster_studio(
         # A closed loopback port: the KFP API is down.
         "CASTML_STUDIO_KFP_HOST": f"http://127.0.0.1:{kfp_port}",
     }
-    log = home / "studio.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "castml.cli.main", "studio", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield Studio(url, home, log)
-    finally:
-        process.terminate()
-        process.wait(30)
+    with launch_studio(home, port, env) as studio:
+        yield studio
 
 
 def test_an_unreachable_kfp_api_is_503_and_the_run_fails_with_the_reason(
