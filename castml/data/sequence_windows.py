@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from castml.data.typed_values import time_values
+from castml.data.typed_values import parse, time_values
 from castml.errors import SpecError
 from castml.spec import Feature, ProjectSpec, SequenceSpec
 
@@ -132,8 +132,8 @@ def order_values(frame: pd.DataFrame, spec: ProjectSpec) -> tuple[npt.NDArray[np
 
 
 def _gather(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
-    """`values[index]`, missing where index is -1 (None, NaN or NaT by the column's kind)."""
-    picked = values[np.maximum(index, 0)].copy()
+    """`values[index]`, missing where index is -1 (None, NaN, NaT or "" by the column's kind)."""
+    picked = values[np.maximum(index, 0)]  # fancy indexing: already a copy
     absent = index < 0
     if not absent.any():
         return picked
@@ -144,10 +144,38 @@ def _gather(values: npt.NDArray[Any], index: npt.NDArray[np.intp]) -> npt.NDArra
         picked[absent] = np.nan
     elif values.dtype.kind == "f":
         picked[absent] = np.nan
+    elif values.dtype.kind == "U":
+        picked[absent] = ""  # what text means missing to the encoder
     else:
         picked = picked.astype(object)
         picked[absent] = None
     return picked
+
+
+def _windows(
+    frame: pd.DataFrame, spec: ProjectSpec, base: dict[str, npt.NDArray[Any]]
+) -> dict[str, npt.NDArray[Any]]:
+    """The window columns, `window_names(spec)` in order, from `base` (each feature's
+    column of `frame`, in the form the lags should copy)."""
+    seq = _sequence(spec)
+    order, unit = order_values(frame, spec)
+    index = predecessors([np.asarray(frame[k].to_numpy()) for k in seq.keys], order, seq.length)
+    columns = dict(base)
+    target = (
+        np.asarray(frame[spec.target].to_numpy(), dtype=np.float64)
+        if spec.target in frame.columns
+        else None
+    )
+    for lag in range(1, seq.length + 1):
+        at = index[:, lag - 1]
+        for name, values in base.items():
+            columns[lag_name(name, lag)] = _gather(values, at)
+        label, present, age = lag_extras(spec, lag)
+        columns[label] = _gather(target, at) if target is not None else np.full(len(frame), np.nan)
+        columns[present] = (at >= 0).astype(np.float64)
+        gap = (order - order[np.maximum(at, 0)]) / unit
+        columns[age] = np.where(at >= 0, np.maximum(gap, 0.0), np.nan)
+    return columns
 
 
 def windowed_frame(frame: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
@@ -157,35 +185,34 @@ def windowed_frame(frame: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
     names = window_names(spec)
     if set(names) <= set(frame.columns):
         return frame
+    base = {f.name: np.asarray(frame[f.name].to_numpy()) for f in spec.features}
+    out = pd.DataFrame(_windows(frame, spec, base), index=frame.index)
     seq = _sequence(spec)
-    order, unit = order_values(frame, spec)
-    index = predecessors([np.asarray(frame[k].to_numpy()) for k in seq.keys], order, seq.length)
-    columns: dict[str, Any] = {}
-    base = [f.name for f in spec.features]
-    for name in base:
-        columns[name] = frame[name].to_numpy()
-    has_target = spec.target in frame.columns
-    target = frame[spec.target].to_numpy() if has_target else None
-    for lag in range(1, seq.length + 1):
-        at = index[:, lag - 1]
-        for name in base:
-            columns[lag_name(name, lag)] = _gather(np.asarray(columns[name]), at)
-        label, present, age = lag_extras(spec, lag)
-        columns[label] = (
-            _gather(np.asarray(target, dtype=np.float64), at)
-            if target is not None
-            else np.full(len(frame), np.nan)
-        )
-        columns[present] = (at >= 0).astype(np.float64)
-        gap = (order - order[np.maximum(at, 0)]) / unit
-        columns[age] = np.where(at >= 0, np.maximum(gap, 0.0), np.nan)
-    out = pd.DataFrame(columns, index=frame.index)
     order_column = seq.order or spec.time_column
     if order_column is not None and order_column not in out.columns:
         out[order_column] = frame[order_column].to_numpy()
-    if has_target:
-        out[spec.target] = target
+    if spec.target in frame.columns:
+        out[spec.target] = frame[spec.target].to_numpy()
     return out
+
+
+def window_columns(frame: pd.DataFrame, spec: ProjectSpec) -> dict[str, npt.NDArray[Any]]:
+    """`frame` (validated) as the encoder's input: `window_names(spec)` -> numpy column.
+
+    The same windows as `windowed_frame`, without the DataFrame: training encodes these
+    straight away. A categorical is read as text once, before its k lags copy it (as `U`,
+    "" where missing: what `typed_values` reads None as), so the encoder does not turn
+    k + 1 object columns into text one element at a time.
+    """
+    base = {
+        f.name: (
+            parse(np.asarray(frame[f.name].to_numpy()), "categorical").values
+            if f.dtype == "categorical"
+            else np.asarray(frame[f.name].to_numpy())
+        )
+        for f in spec.features
+    }
+    return _windows(frame, spec, base)
 
 
 def sequence_view(spec: ProjectSpec, frame: pd.DataFrame) -> tuple[ProjectSpec, pd.DataFrame]:

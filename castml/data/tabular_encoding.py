@@ -303,7 +303,12 @@ def _bad(feature: FeatureEncoding, raw: npt.NDArray[Any], parsed: Parsed) -> Enc
 
 def fit(frame: pd.DataFrame, spec: ProjectSpec) -> EncodingState:
     """What `encode` needs for `spec`, learned from the training `frame` (validated)."""
-    columns = frame_columns(frame, spec.feature_names)
+    return fit_columns(frame_columns(frame, spec.feature_names), spec)
+
+
+def fit_columns(columns: Mapping[str, npt.NDArray[Any]], spec: ProjectSpec) -> EncodingState:
+    """`fit` on numpy columns (feature name -> values), for callers that have no DataFrame:
+    a sequence family's windows, whose text columns a DataFrame would hold as objects."""
     # Calendar parts only: a forecast's lags and rolling means are its family's own
     # (castml.data.lag_features), and other tasks may declare nothing else (castml.spec).
     derived = tuple(

@@ -14,9 +14,11 @@ from castml.data.sequence_windows import (
     flattened_spec,
     predecessors,
     sequence_view,
+    window_columns,
     window_names,
     windowed_frame,
 )
+from castml.data.tabular_encoding import EncodingError, encode_frame, fit, fit_columns
 from castml.models import lstm_seq_family
 from castml.models.train import EPOCH_METRICS, model_input
 from castml.runtime.loaded_model import load_model
@@ -180,3 +182,60 @@ def test_baselines_score_the_same_window_on_the_current_row(trained: dict[str, A
     assert not np.allclose(
         load_model(root / "model").score(lagless), load_model(root / "model").score(x)
     )
+
+
+def test_training_encodes_the_windows_as_the_windowed_frame_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = _small_spec(3)
+    frame = _frame(1200)
+    flat = flattened_spec(spec)
+    window = windowed_frame(frame, spec)
+    columns = window_columns(frame, spec)
+    assert list(columns) == window_names(spec)
+    state = fit_columns(columns, flat)
+    assert state == fit(window, flat)
+    monkeypatch.setattr(lstm_seq_family, "ENCODE_BLOCK_ROWS", 250)  # several blocks
+    design = lstm_seq_family.encode_blocks(state, columns)
+    assert np.array_equal(design, encode_frame(state, window, np.float32))
+
+
+def test_a_refusal_in_blocks_counts_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = _small_spec(2).model_dump(by_alias=True)
+    for feature in body["features"]:
+        if feature["name"] == "device":
+            feature["unknown"] = "refuse"
+    spec = ProjectSpec.model_validate(body)
+    frame = _frame(1000)
+    state = fit_columns(window_columns(frame, spec), flattened_spec(spec))
+    unseen = frame.copy()
+    unseen.loc[[10, 900], "device"] = "smartwatch"  # in two different blocks
+    monkeypatch.setattr(lstm_seq_family, "ENCODE_BLOCK_ROWS", 250)
+    with pytest.raises(EncodingError) as refused:
+        lstm_seq_family.encode_blocks(state, window_columns(unseen, spec))
+    current = next(p for p in refused.value.problems if p.feature == "device")
+    assert current.rows == 2 and "smartwatch" in current.message
+
+
+def test_expand_writes_one_hot_numbers_and_extras_in_blocks(
+    trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from castml.runtime import lstm_seq_model
+
+    data = trained["data"]
+    whole = expand(data.design_validation, data.layout)
+    monkeypatch.setattr(lstm_seq_model, "EXPAND_BLOCK_ROWS", 7)
+    blocked = expand(data.design_validation, data.layout)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, blocked, strict=True))
+    current, steps = whole
+    r = data.layout.features
+    assert current.shape == (len(data.design_validation), data.layout.width)
+    onehot = [size for size in data.layout.onehot if size]
+    assert np.array_equal(current[:, : onehot[0]].sum(axis=1), np.ones(len(current)))
+    lag1_present = data.design_validation[:, r + r + 1]  # lag 1: features, label, present
+    assert np.array_equal(steps[:, -1, data.layout.width + 1], lag1_present)
+
+
+def test_training_threads_default_to_one_and_follow_the_params() -> None:
+    assert lstm_seq_family.training_threads({}) == 1
+    assert lstm_seq_family.training_threads({"threads": 3}) == 3
