@@ -130,6 +130,10 @@ def split_step(
 
     spec = project_spec(project, tracking_uri)
     frame = pd.read_parquet(data_path)
+    if spec.sequence is not None and not spec.sequence.flattened:
+        from castml.data.sequence_windows import with_windows
+
+        frame = with_windows(frame, spec)  # before the split: every row keeps its history
     spec_rows = int(parquet_lineage(data_path).get(f"{TAG_PREFIX}spec_rows", 0))
     parts = [frame]
     if 0 < spec_rows < len(frame):

@@ -196,22 +196,38 @@ def windowed_frame(frame: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
     return out
 
 
+def with_windows(frame: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
+    """`frame` with its window columns added, built over the whole of it.
+
+    The split step calls this before it splits, so a validation or test row keeps its real
+    history even where its stream's earlier rows fell into the training part (windows built
+    per part would start each part's streams empty: served windows never do). The lags
+    copy earlier rows only, never the row's own label."""
+    windowed = windowed_frame(frame, spec)
+    added = [name for name in windowed.columns if name not in frame.columns]
+    return pd.concat([frame, windowed[added]], axis=1)
+
+
+def _encoder_input(frame: pd.DataFrame, name: str, categorical: bool) -> npt.NDArray[Any]:
+    """A column as the encoder reads it: a categorical as text (`U`, "" where missing:
+    what `typed_values` reads None as), anything else as it is."""
+    values = np.asarray(frame[name].to_numpy())
+    return parse(values, "categorical").values if categorical else values
+
+
 def window_columns(frame: pd.DataFrame, spec: ProjectSpec) -> dict[str, npt.NDArray[Any]]:
     """`frame` (validated) as the encoder's input: `window_names(spec)` -> numpy column.
 
     The same windows as `windowed_frame`, without the DataFrame: training encodes these
-    straight away. A categorical is read as text once, before its k lags copy it (as `U`,
-    "" where missing: what `typed_values` reads None as), so the encoder does not turn
-    k + 1 object columns into text one element at a time.
+    straight away. A categorical is read as text once, before its k lags copy it, so the
+    encoder does not turn k + 1 object columns into text one element at a time. A frame
+    windowed upstream (`with_windows`) gives its own columns.
     """
-    base = {
-        f.name: (
-            parse(np.asarray(frame[f.name].to_numpy()), "categorical").values
-            if f.dtype == "categorical"
-            else np.asarray(frame[f.name].to_numpy())
-        )
-        for f in spec.features
-    }
+    names = window_names(spec)
+    if set(names) <= set(frame.columns):
+        categorical = {f.name for f in flattened_spec(spec).features if f.dtype == "categorical"}
+        return {name: _encoder_input(frame, name, name in categorical) for name in names}
+    base = {f.name: _encoder_input(frame, f.name, f.dtype == "categorical") for f in spec.features}
     return _windows(frame, spec, base)
 
 

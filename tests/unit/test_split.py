@@ -123,3 +123,32 @@ def test_a_time_split_orders_numbers_and_text_stamps_too(tmp_path: Path) -> None
     assert split(numbers, spec)[2]["at"].tolist() == [9, 10]
     text = numbers.assign(at=[f"2024-01-{d:02d}" for d in numbers["at"]])
     assert split(text, spec)[2]["at"].tolist() == ["2024-01-09", "2024-01-10"]
+
+
+def test_a_sequence_split_keeps_each_rows_history_across_the_parts(tmp_path: Path) -> None:
+    """Windows are built over the whole set before the time split: the first test rows of a
+    stream see the rows before them, which the training part holds, as a served window
+    does; the lags still copy only earlier rows."""
+    from castml.data.sequence_windows import lag_extras, lag_name, windowed_frame
+    from tests.support.lstm_seq_store import ctr_frame
+
+    spec = load_spec("ctr")
+    frame = ctr_frame(3000)
+    data = tmp_path / "dataset"
+    write_with_lineage(frame, data, {})
+    paths = [tmp_path / "train", tmp_path / "validation", tmp_path / "test"]
+    split_step("ctr", data, *paths)
+    fit, _, test = (pd.read_parquet(p) for p in paths)
+
+    _, present, _ = lag_extras(spec, 1)
+    assert test[present].min() == 1.0  # no test row starts its stream anew at the cut
+    alone = windowed_frame(test.drop(columns=[c for c in test if "__lag" in c]), spec)
+    assert alone[present].min() == 0.0  # which windowing the test part alone would do
+    # Each test row's window is the one the whole, time-ordered set gives it.
+    whole = frame.join(windowed_frame(frame, spec).drop(columns=frame.columns, errors="ignore"))
+    keys = [spec.time_column or "", "item_id", "position"]
+    label = lag_name(spec.target, 1)
+    expected = whole.sort_values(keys).tail(len(test))
+    got = test.sort_values(keys)
+    assert np.array_equal(got[label].to_numpy(), expected[label].to_numpy(), equal_nan=True)
+    assert len(fit) + len(test) < len(frame)
