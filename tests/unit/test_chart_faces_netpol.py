@@ -140,3 +140,27 @@ def test_external_peers_come_from_values() -> None:
         "to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}],
         "ports": [{"protocol": "TCP", "port": 443}],
     } in studio["spec"]["egress"]
+
+
+def test_the_knowledge_base_may_reach_its_llm_and_gets_its_settings() -> None:
+    sets = (
+        "knowledge.llm.url=https://llm.example.com/v1",
+        "knowledge.llm.existingSecret=llm-key",
+        "networkPolicy.llmCidrs={10.9.0.0/16}",
+    )
+    docs = render(FACES, *sets)
+    llm_egress = {
+        "to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
+    assert llm_egress in find(docs, "NetworkPolicy", f"{RELEASE}-knowledge")["spec"]["egress"]
+    assert (
+        llm_egress not in find(faces(), "NetworkPolicy", f"{RELEASE}-knowledge")["spec"]["egress"]
+    )
+    kb = find(docs, "InferenceService", "diecast-kb")
+    env = {e["name"]: e for e in kb["spec"]["predictor"]["containers"][0]["env"]}
+    assert env["CASTML_LLM_BASE_URL"]["value"] == "https://llm.example.com/v1"
+    assert env["CASTML_LLM_MODEL"]["value"] == "gpt-4o-mini"
+    assert env["CASTML_LLM_API_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "llm-key", "key": "api-key"}
+    }

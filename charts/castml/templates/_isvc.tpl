@@ -87,7 +87,12 @@ autoScaling:
       value: /tmp
     {{- range .env }}
     - name: {{ .name }}
+      {{- if .valueFrom }}
+      valueFrom:
+        {{- toYaml .valueFrom | nindent 8 }}
+      {{- else }}
       value: {{ .value | quote }}
+      {{- end }}
     {{- end }}
   ports:
     - name: http1
