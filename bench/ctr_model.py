@@ -64,23 +64,25 @@ def _bare_loop_seconds(data: Any, p: dict[str, Any], seed: int) -> float:
 
 
 def _served_p50_us(store: Path, inputs: list[dict[str, Any]], log_dir: Path) -> float:
-    import httpx
-
+    """p50 of one v2 REST infer on the real predictor, over a raw keep-alive socket
+    (bench._raw_http: the server's time, not an HTTP client library's)."""
+    from bench._raw_http import connect_when_up, exchange, request_bytes
     from castml.cli.local_processes import start_server
 
     env = {"CASTML_MODEL_STORE": str(store), "CASTML_MODEL_VERSION": "champion"}
     predictor = start_server("predictor", env, log_dir, project="ctr")
     try:
-        with httpx.Client(base_url=predictor.url, timeout=30) as client:
-            body = json.dumps({"inputs": inputs}).encode()
-            headers = {"content-type": "application/json"}
-            url = "/v2/models/ctr/infer"
+        request = request_bytes(
+            "POST", "/v2/models/ctr/infer", json.dumps({"inputs": inputs}).encode()
+        )
+        sock = connect_when_up(int(predictor.url.rsplit(":", 1)[1]))
+        with sock:
             for _ in range(30):
-                client.post(url, content=body, headers=headers).raise_for_status()
+                exchange(sock, request)
             times = []
             for _ in range(REQUESTS):
                 began = time.perf_counter()
-                client.post(url, content=body, headers=headers).raise_for_status()
+                exchange(sock, request)
                 times.append(time.perf_counter() - began)
         return statistics.median(times) * 1e6
     finally:

@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -129,38 +128,11 @@ def _stages(job: Any, model: Any, columns: list[str]) -> dict[str, float]:
     return out
 
 
-def _http_get(sock: socket.socket, request: bytes) -> bytes:
-    sock.sendall(request)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(head.decode(errors="replace"))
-    return body
-
-
-def _connect_when_up(port: int, timeout_s: float = 30.0) -> socket.socket:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            sock = socket.create_connection(("127.0.0.1", port))
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-
 def run() -> dict[str, Any]:
     import redis as redis_py
 
     from bench._asgi_floor import start_floor
+    from bench._raw_http import connect_when_up, exchange
     from castml.cli.local_processes import free_port, start_server
     from castml.data.loaders import load_dataset
     from castml.protocol.forecast_record import forecast_key
@@ -230,24 +202,23 @@ def run() -> dict[str, Any]:
         request = b"GET /v1/forecast/bikeshare/s0?horizon=1 HTTP/1.1\r\nhost: bench\r\n\r\n"
         floor_port = free_port()
         floor = start_floor(floor_port)
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        floor_sock = _connect_when_up(floor_port)
+        sock = connect_when_up(port)
+        floor_sock = connect_when_up(floor_port)
         floor_request = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n"
         for _ in range(300):  # warm-up all three
-            _http_get(sock, request)
-            _http_get(floor_sock, floor_request)
+            exchange(sock, request)
+            exchange(floor_sock, floor_request)
             client.get(key)
         endpoint_us, redis_us, floor_us = [], [], []
         for _ in range(READS):  # interleaved: all see the same machine load
             started = time.perf_counter()
-            _http_get(sock, request)
+            exchange(sock, request)
             endpoint_us.append((time.perf_counter() - started) * 1e6)
             started = time.perf_counter()
             client.get(key)
             redis_us.append((time.perf_counter() - started) * 1e6)
             started = time.perf_counter()
-            _http_get(floor_sock, floor_request)
+            exchange(floor_sock, floor_request)
             floor_us.append((time.perf_counter() - started) * 1e6)
         sock.close()
         floor_sock.close()
