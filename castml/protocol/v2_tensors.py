@@ -119,6 +119,15 @@ def tensor_from_json(
         values = _typed_values(name, datatype, raw["data"])
         return Tensor(name, datatype, shape, _checked(name, values, shape)), offset
     dtype = _numeric(name, datatype)
+    data = raw.get("data")
+    if type(data) is list and len(data) == 1 and dtype.kind == "f":
+        # The commonest tensor of all (one feature of one row, ~100 a request): a lone float
+        # or int well inside FP32's range needs neither the kind check nor a guarded cast.
+        # Anything else (a bool, null, text, NaN, a huge number) takes the general path.
+        value = data[0]
+        if type(value) in (float, int) and -3e38 < value < 3e38:
+            values = _checked(name, np.array(data, dtype), shape)
+            return Tensor(name, raw["datatype"], shape, values), offset
     if "data" in raw:
         try:
             values = np.asarray(raw["data"])

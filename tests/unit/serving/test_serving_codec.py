@@ -13,6 +13,7 @@ from castml.protocol.v2_tensors import (
     features_matrix,
     output_json,
     requested_outputs,
+    tensor_from_json,
     tensors_from_json,
 )
 from castml.spec import ProjectSpec
@@ -254,3 +255,30 @@ def test_non_finite_values_are_named_by_feature(spec: ProjectSpec) -> None:
     assert [p.as_dict() for p in info.value.problems] == [
         {"field": names[5], "problem": "NaN is not a number"}
     ]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value", "expected"),
+    [("FP32", 0.5, np.float32(0.5)), ("FP64", 7, np.float64(7.0)), ("FP32", -3, np.float32(-3))],
+)
+def test_a_lone_number_decodes_to_its_datatype(datatype: str, value: Any, expected: Any) -> None:
+    """The one-value fast path (a per-feature tensor of one row) keeps the declared type."""
+    tensor, _ = tensor_from_json(
+        {"name": "x", "shape": [1], "datatype": datatype, "data": [value]}, None, 0
+    )
+    assert tensor.values.dtype == expected.dtype and tensor.values.tolist() == [expected]
+
+
+@pytest.mark.parametrize("value", [True, None, "1.0"])
+def test_a_lone_value_that_is_no_plain_number_is_still_refused(value: Any) -> None:
+    with pytest.raises(BadRequestError, match="input 'x'"):
+        tensor_from_json({"name": "x", "shape": [1], "datatype": "FP32", "data": [value]}, None, 0)
+
+
+def test_a_lone_overflow_or_nan_still_reaches_the_finite_check() -> None:
+    """Past FP32's range (inf) and NaN take the general path, refused later by name."""
+    for value, expected in ((1e39, np.inf), (float("nan"), np.nan)):
+        tensor, _ = tensor_from_json(
+            {"name": "x", "shape": [1], "datatype": "FP32", "data": [value]}, None, 0
+        )
+        np.testing.assert_array_equal(tensor.values, np.array([expected], np.float32))
