@@ -164,3 +164,22 @@ def test_the_knowledge_base_may_reach_its_llm_and_gets_its_settings() -> None:
     assert env["CASTML_LLM_API_KEY"]["valueFrom"] == {
         "secretKeyRef": {"name": "llm-key", "key": "api-key"}
     }
+
+
+def test_a_studio_that_trains_on_kfp_is_told_where_and_may_reach_it() -> None:
+    docs = render(FACES, "studio.trainOn=cluster")
+    studio = find(docs, "Deployment", f"{RELEASE}-studio")
+    env = {
+        e["name"]: e.get("value")
+        for e in studio["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["CASTML_STUDIO_KFP_HOST"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+    to_kfp = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}],
+        "ports": [{"protocol": "TCP", "port": 8888}],
+    }
+    assert to_kfp in find(docs, "NetworkPolicy", f"{RELEASE}-studio")["spec"]["egress"]
+    local = faces()
+    assert to_kfp not in find(local, "NetworkPolicy", f"{RELEASE}-studio")["spec"]["egress"]
+    local_env = find(local, "Deployment", f"{RELEASE}-studio")["spec"]["template"]["spec"]
+    assert "CASTML_STUDIO_KFP_HOST" not in {e["name"] for e in local_env["containers"][0]["env"]}
