@@ -96,6 +96,19 @@ def _checked(name: str, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
     return values
 
 
+def _lone_rule(dtype: np.dtype[Any]) -> tuple[np.dtype[Any], tuple[type, ...], float, float]:
+    """What a lone value of `dtype` may be on the fast path: its Python types (a float is
+    never an integer) and a range inside which the cast neither overflows nor wraps
+    (integer limits stay Python ints: as floats, int64's maximum would round up)."""
+    if dtype.kind == "f":
+        return dtype, (float, int), -3e38, 3e38
+    limits = np.iinfo(dtype)
+    return dtype, (int,), int(limits.min), int(limits.max)
+
+
+_LONE = {datatype: _lone_rule(dtype) for datatype, dtype in NUMERIC.items()}
+
+
 def tensor_from_json(
     raw: Any, binary: memoryview | None, offset: int, nulls: bool = False
 ) -> tuple[Tensor, int]:
@@ -113,21 +126,25 @@ def tensor_from_json(
         raise BadRequestError("an input has no 'name'")
     shape = _shape(name, raw.get("shape"))
     datatype = raw.get("datatype")
+    data = raw.get("data")
+    # The commonest tensor of all (one feature of one row, ~100 a request): a lone string
+    # (BYTES), or a lone number that fits its numeric type exactly, needs neither the
+    # kind checks nor a guarded cast. Anything else (a bool, null, NaN, a float for an
+    # integer type, a number out of range) takes the general path below.
+    if type(data) is list and len(data) == 1:
+        value = data[0]
+        if datatype == BYTES and type(value) is str:
+            return Tensor(name, BYTES, shape, _checked(name, np.array(data), shape)), offset
+        rule = _LONE.get(datatype) if isinstance(datatype, str) else None
+        if rule is not None and type(value) in rule[1] and rule[2] <= value <= rule[3]:
+            values = _checked(name, np.array(data, rule[0]), shape)
+            return Tensor(name, str(datatype), shape, values), offset
     if datatype in TYPED:
         if "data" not in raw:
             raise BadRequestError(f"input '{name}': send {datatype} values as JSON 'data'")
         values = _typed_values(name, datatype, raw["data"])
         return Tensor(name, datatype, shape, _checked(name, values, shape)), offset
     dtype = _numeric(name, datatype)
-    data = raw.get("data")
-    if type(data) is list and len(data) == 1 and dtype.kind == "f":
-        # The commonest tensor of all (one feature of one row, ~100 a request): a lone float
-        # or int well inside FP32's range needs neither the kind check nor a guarded cast.
-        # Anything else (a bool, null, text, NaN, a huge number) takes the general path.
-        value = data[0]
-        if type(value) in (float, int) and -3e38 < value < 3e38:
-            values = _checked(name, np.array(data, dtype), shape)
-            return Tensor(name, raw["datatype"], shape, values), offset
     if "data" in raw:
         try:
             values = np.asarray(raw["data"])
@@ -141,6 +158,8 @@ def tensor_from_json(
             values = with_nulls
         if values.ndim != 1:
             values = values.reshape(-1)
+        if dtype.kind in "iu" and values.size:
+            _check_integers(name, str(datatype), values, dtype)
         if values.dtype != dtype:  # errstate only around a real cast: ~1 us to enter, and
             # a request of per-feature tensors has ~100 inputs
             with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
@@ -153,6 +172,19 @@ def tensor_from_json(
     else:
         raise BadRequestError(f"input '{name}' has no 'data'")
     return Tensor(name, raw["datatype"], shape, _checked(name, values, shape)), offset
+
+
+def _check_integers(name: str, datatype: str, values: np.ndarray, dtype: np.dtype[Any]) -> None:
+    """An integer tensor holds whole numbers its type can: a cast would truncate 1.5 to 1,
+    or wrap 2**31 into a valid-looking -2**31, and the model would see another value."""
+    if values.dtype.kind == "f" and not bool(np.all(np.isfinite(values) & (values % 1 == 0))):
+        raise BadRequestError(f"input '{name}': {datatype} 'data' must hold whole numbers")
+    limits = np.iinfo(dtype)
+    low, high = values.min(), values.max()
+    if low < limits.min or high > limits.max:
+        raise BadRequestError(
+            f"input '{name}': a value is outside {datatype}'s range [{limits.min}, {limits.max}]"
+        )
 
 
 def _binary_size(raw: dict[str, Any]) -> Any:

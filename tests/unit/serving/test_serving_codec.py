@@ -282,3 +282,32 @@ def test_a_lone_overflow_or_nan_still_reaches_the_finite_check() -> None:
             {"name": "x", "shape": [1], "datatype": "FP32", "data": [value]}, None, 0
         )
         np.testing.assert_array_equal(tensor.values, np.array([expected], np.float32))
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "words"),
+    [
+        ("INT32", [2**31], "outside INT32's range"),
+        ("INT64", [2**63], "outside INT64's range"),
+        ("UINT8", [3, -1], "outside UINT8's range"),
+        ("INT64", [1.5], "whole numbers"),
+    ],
+)
+def test_an_integer_that_a_cast_would_wrap_or_truncate_is_refused(
+    datatype: str, data: list[Any], words: str
+) -> None:
+    """Cast silently, 2**31 would reach the model as -2**31 and 1.5 as 1."""
+    with pytest.raises(BadRequestError, match=words):
+        tensor_from_json(
+            {"name": "x", "shape": [len(data)], "datatype": datatype, "data": data}, None, 0
+        )
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value"), [("INT64", 2**63 - 1), ("INT32", -(2**31)), ("BYTES", "slot 3")]
+)
+def test_a_lone_value_at_its_types_edge_decodes_exactly(datatype: str, value: Any) -> None:
+    tensor, _ = tensor_from_json(
+        {"name": "x", "shape": [1], "datatype": datatype, "data": [value]}, None, 0
+    )
+    assert tensor.values.tolist() == [value] and tensor.datatype == datatype
