@@ -71,6 +71,8 @@ def demo(
         state = bring_up(settings, project)
         show(state, settings)
         web_ui = state.parts["ui"].url if "ui" in state.parts else None
+        if "knowledge" in state.parts:
+            _ask_part(project, {name: part.url for name, part in state.parts.items()})
     console.rule("[bold]done[/]")
     console.print(
         f"MLflow UI: [link]{ui_url(uri, project)}[/link]  (promote by moving @champion there: "
@@ -103,6 +105,43 @@ def _knowledge_part(project: str) -> None:
         "parse -> chunk -> index -> evaluate -> register, kfp.local)"
     )
     kb_cmd.build(project=project)
+
+
+KO_QUESTION = "이 샷은 왜 불량인가요? 원인과 점검할 항목을 알려주세요."
+EN_QUESTION = "Why is this shot defective, and what should we check first?"
+
+
+def _ask_part(project: str, urls: dict[str, str]) -> None:
+    """Issue 12 §7: a defect shot of the demo's drifted traffic, asked about through the
+    running platform (predict, explain, then the knowledge base with that context), in
+    Korean, then in English with the same shot as context."""
+    from castml.cli.assist_cmd import show_answer, show_report
+    from castml.cli.monitoring_demo import SCENARIO
+    from castml.data.diecast import generate
+    from castml.spec import load_spec
+    from ui.agent import Agent
+    from ui.settings import UiSettings
+
+    console.rule("[bold]6. why is this shot defective?[/] (the assistant, Korean and English)")
+    spec = load_spec(project)
+    agent_settings = UiSettings(
+        project=project,
+        transformer_url=urls["transformer"],
+        explainer_url=urls["explainer"],
+        knowledge_url=urls["knowledge"],
+    )
+    # The demo's drifted traffic (monitoring part), its labelled defects first.
+    frame = generate(200, 202, SCENARIO, severity=2.0)
+    defects = frame[frame[spec.target] == 1][spec.feature_names]
+    with Agent(agent_settings) as agent:
+        for shot in defects.head(10).to_dict("records"):
+            report = agent.report(shot, language="ko", question=KO_QUESTION)
+            if report.prediction is not None and report.prediction.class_name == "defect":
+                break
+        console.print(f"[bold]{KO_QUESTION}[/]")
+        show_report(report)
+        console.print(f"[bold]{EN_QUESTION}[/]")
+        show_answer(agent.ask(EN_QUESTION, context=report, language="en"))
 
 
 def _serving_part(uri: str, project: str, settings: PipelineSettings) -> None:
