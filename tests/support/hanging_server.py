@@ -7,12 +7,10 @@ can see a client's timeout and retry from the server's side.
 from __future__ import annotations
 
 import socketserver
-import threading
-from types import TracebackType
 
 import httpx
 
-from tests.support.ports import free_port
+from tests.support.background_server import BackgroundServer
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -22,21 +20,18 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-class HangingServer:
+class HangingServer(BackgroundServer):
     def __init__(self, upstream: str | None = None, hang_first: int | None = None) -> None:
+        super().__init__()
         self.upstream, self.hang_first = upstream, hang_first
-        self.port = free_port()
         self.received: list[str] = []  # request lines, in arrival order
-        self.release = threading.Event()
-        self._lock = threading.Lock()
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 outer._handle(self)
 
-        self.server = _Server(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._serve(_Server(("127.0.0.1", self.port), Handler))
 
     @property
     def url(self) -> str:
@@ -69,14 +64,3 @@ class HangingServer:
         head += [f"{k}: {v}" for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS]
         head += [f"content-length: {len(answer.content)}", "connection: close", "", ""]
         handler.wfile.write("\r\n".join(head).encode("latin-1") + answer.content)
-
-    def __enter__(self) -> HangingServer:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()

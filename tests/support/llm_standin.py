@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
-from tests.support.ports import free_port
+from tests.support.background_server import BackgroundServer
 
 PATH = "/v1/chat/completions"
 INVENTED_CITATION = "[made-up-manual, p. 99, 0.99]"
@@ -70,13 +68,11 @@ def report_rewrite(prompt: str, mode: str) -> str:
     return json.dumps({"summary": summary, "aiInsights": insights})
 
 
-class LlmStandIn:
+class LlmStandIn(BackgroundServer):
     def __init__(self, mode: str = "good") -> None:
+        super().__init__()
         self.mode = mode
-        self.port = free_port()
         self.requests: list[Received] = []
-        self.release = threading.Event()
-        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,9 +82,9 @@ class LlmStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet test output
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True  # a held request must not keep the tests alive
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True  # a held request must not keep the tests alive
+        self._serve(server)
 
     @property
     def base_url(self) -> str:
@@ -139,15 +135,3 @@ class LlmStandIn:
             handler.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout): nothing left to answer
-
-    def __enter__(self) -> LlmStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
