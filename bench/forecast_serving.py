@@ -2,9 +2,14 @@
 
 1. **Job throughput**, in series-horizons per second: one whole `ForecastJob.run` (read the
    observation Parquet, build every series' window, features, both horizons' boosters,
-   one Redis transaction) over S series of real 2014 hours, against the bare model call on
-   the same design matrix (`ForecastModel.score`: the per-horizon boosters, no features,
-   no I/O). Target: >= 0.5x. Medians of interleaved runs. Also against
+   the realised error, one Redis transaction) over S series of real 2014 hours, against
+   the bare model call on the same design matrix (`ForecastModel.score`: the per-horizon
+   boosters, no features, no I/O). The model is the one the platform serves: trained with
+   the spec's own parameters (not the tests' `fast` profile, whose 60 small trees made the
+   bare call 7x cheaper than the served model's). The job runs as the embedded scheduler
+   runs it, one process across runs, and before each run the next hour of every series
+   arrives (one ingest's file): its steady state. Target: >= 0.5x. Medians of interleaved
+   runs. Also against
    `ForecastModel.forecast_grid` on the same windows (features + boosters, no I/O: the
    job's own scoring call), and the job's stages, timed one by one on the same data, so
    that a change shows where it moved the time.
@@ -40,13 +45,14 @@ import pandas as pd
 
 SERIES = int(os.environ.get("CASTML_BENCH_FORECAST_SERIES", "400"))
 HOURS = int(os.environ.get("CASTML_BENCH_FORECAST_HOURS", "200"))
-JOB_RUNS = int(os.environ.get("CASTML_BENCH_FORECAST_JOB_RUNS", "5"))
+JOB_RUNS = int(os.environ.get("CASTML_BENCH_FORECAST_JOB_RUNS", "9"))
 READS = int(os.environ.get("CASTML_BENCH_FORECAST_READS", "3000"))
 JOB_TARGET, READ_TARGET = 0.5, 3.0
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _train(work: Path, frame: pd.DataFrame) -> Path:
+    """The model the platform serves: the spec's own parameters (no test profile), on 2012."""
     from castml.workflow import split_step, train_step
 
     data = frame[(frame.ts >= "2012-01-01") & (frame.ts < "2013-01-01")].copy()
@@ -54,21 +60,22 @@ def _train(work: Path, frame: pd.DataFrame) -> Path:
     data.to_parquet(work / "data.parquet", index=False)
     train, validation, test = (work / f"{n}.parquet" for n in ("train", "validation", "test"))
     split_step("bikeshare", work / "data.parquet", train, validation, test)
-    train_step("bikeshare", train, validation, work / "store" / "1" / "model", work / "b", "fast")
+    train_step("bikeshare", train, validation, work / "store" / "1" / "model", work / "b")
     (work / "store" / "aliases.json").write_text(json.dumps({"champion": "1"}))
     return work / "store"
 
 
-def _observe(logs: Path, frame: pd.DataFrame) -> None:
-    """SERIES series: the real hours of 2014-06, each scaled (a city of its own size)."""
+def _observe(logs: Path, frame: pd.DataFrame, first: int, hours: int) -> None:
+    """SERIES series: `hours` real hours of 2014-06 on from hour `first`, each scaled (a
+    city of its own size), in one post: what the collector writes for one ingest."""
     from monitoring.observation_ingest import observation_schema, write_observations
 
     schema = observation_schema("bikeshare")
-    part = frame[frame.ts >= "2014-06-01"].head(HOURS)
+    part = frame[frame.ts >= "2014-06-01"].iloc[first : first + hours]
     ms = (part.ts.astype("int64") // 1_000_000).to_numpy()  # ns -> ms
     scales = np.linspace(0.5, 2.0, SERIES)
     columns: dict[str, list[Any]] = {
-        "series": [f"s{i}" for i in range(SERIES) for _ in range(HOURS)],
+        "series": [f"s{i}" for i in range(SERIES) for _ in range(hours)],
         "ts": np.tile(ms, SERIES).tolist(),
         "count": np.concatenate([part["count"].to_numpy() * s for s in scales]).round().tolist(),
         **{c: np.tile(part[c].to_numpy(), SERIES).tolist() for c in ("tmin", "tmax", "pn")},
@@ -95,7 +102,7 @@ def _stages(job: Any, model: Any, columns: list[str]) -> dict[str, float]:
     """One run's stages, timed one by one (seconds): where the job's time goes."""
     from castml.protocol.forecast_record import ForecastRun
     from serving.forecast_history import read_recent, window_batch
-    from serving.forecast_job import make_records
+    from serving.forecast_job import make_table
 
     out: dict[str, float] = {}
     started = time.perf_counter()
@@ -118,12 +125,12 @@ def _stages(job: Any, model: Any, columns: list[str]) -> dict[str, float]:
     lap("features")
     values = model.score(design).reshape(len(model.horizons), len(batch)).T
     lap("boosters")
-    records = make_records("bikeshare", "1", model.horizons, batch, values, time.time(), 600)
-    lap("records")
+    table = make_table("bikeshare", "1", model.horizons, batch, values, time.time(), 600)
+    lap("table")
     job.cache.realise("bikeshare", batch, model.horizons, model.target)
     lap("redis_realise")
     run = ForecastRun("bikeshare", "1", model.horizons, time.time(), len(batch), {}, 0.0)
-    job.cache.write(records, run, remember=True)
+    job.cache.write(table, run, remember=True)
     lap("redis_write")
     return out
 
@@ -150,7 +157,7 @@ def run() -> dict[str, Any]:
         frame = load_dataset(load_spec("bikeshare"))
         frame["ts"] = pd.to_datetime(frame["ts"])
         store = _train(work, frame)
-        _observe(work / "home" / "logs", frame)
+        _observe(work / "home" / "logs", frame, 0, HOURS)
         server = start_redis(work / "redis", free_port(), secrets.token_urlsafe(16))
         settings = ForecastSettings(
             home=work / "home",
@@ -172,10 +179,12 @@ def run() -> dict[str, Any]:
         )
         found, _ = window_batch(observed, model.time_column, model.history_rows, 3_600_000)
         design = _design(model, found)  # the job's design matrix: the bare call's input
-        cells = len(result.records)
+        cells = len(result.table)
         job_s, bare_s, many_s = [], [], []
         stages: dict[str, list[float]] = {}
-        for _ in range(JOB_RUNS):
+        for run_index in range(JOB_RUNS):
+            # The next hour of every series arrives, then the job runs: its steady state.
+            _observe(work / "home" / "logs", frame, HOURS + run_index, 1)
             started = time.perf_counter()
             job.run()
             job_s.append(time.perf_counter() - started)
@@ -231,6 +240,8 @@ def run() -> dict[str, Any]:
             "bare_predict_series_horizons_per_s": round(bare_rate, 1),
             "job_vs_bare": round(job_rate / bare_rate, 3),
             "job_target": f">= {JOB_TARGET}x",
+            "model": "the spec's own parameters (as served), learners "
+            + ", ".join(f"h{h} {name}" for h, name in getattr(model, "learners", {}).items()),
             "forecast_grid_series_horizons_per_s": round(many_rate, 1),
             "job_vs_forecast_grid": round(job_rate / many_rate, 3),
             "job_median_s": round(statistics.median(job_s), 4),

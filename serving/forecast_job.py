@@ -16,8 +16,8 @@ scheduler calls `ForecastJob.run` every few minutes):
    same rows and forecasts as `forecast_many` on each window);
 5. matches the forecasts still waiting for their target hour with what is observed now
    (realised error per horizon: serving.forecast_realised);
-6. writes every record, the run summary and the forecasts' place in the realised-error
-   logs in one atomic Redis script call, with the TTL.
+6. writes every forecast, the run summary and the forecasts' place in the realised-error
+   logs in one MULTI/EXEC transaction, with the TTL.
 
 Outcomes go to a Prometheus textfile, `<metrics dir>/forecast-<project>.prom`, also when a
 run fails; the exit codes of `python -m serving forecast-job` are the servers' (69 for
@@ -56,6 +56,7 @@ from serving.forecast_history import (
 )
 from serving.forecast_metrics import write_job_metrics
 from serving.forecast_realised import Realised
+from serving.forecast_table import ForecastTable
 from serving.registry_store import MODEL_SUBDIR, RegistryStore, RegistryUnavailableError
 from serving.settings import ForecastSettings
 from serving.version_store import LocalStore, VersionSource
@@ -93,9 +94,13 @@ class NotAForecastModelError(VersionRefusedError):
 @dataclass(frozen=True)
 class RunResult:
     run: ForecastRun
-    records: list[ForecastRecord]
+    table: ForecastTable
     skipped: list[Skipped]
     realised: list[Realised] = field(default_factory=list)  # per horizon, this run's matches
+
+    @property
+    def records(self) -> list[ForecastRecord]:
+        return self.table.records()
 
 
 def model_source(settings: ForecastSettings) -> VersionSource:
@@ -214,7 +219,7 @@ class ForecastJob:
         found, values, refused = score_safely(model, found)
         skipped += refused
         made_at = time.time() if now is None else now
-        records = make_records(
+        table = make_table(
             self.project,
             version,
             model.horizons,
@@ -234,11 +239,11 @@ class ForecastJob:
         )
         # Observations are the earlier forecasts' delayed labels: match them first.
         realised = self.cache.realise(self.project, found, run.horizons, model.target)
-        self.cache.write(records, run, remember=True)  # records, summary and logs: one call
-        return RunResult(run, records, skipped, realised)
+        self.cache.write(table, run, remember=True)  # cells, summary and logs: one transaction
+        return RunResult(run, table, skipped, realised)
 
 
-def make_records(
+def make_table(
     project: str,
     version: str,
     horizons: Sequence[int],
@@ -246,17 +251,21 @@ def make_records(
     values: np.ndarray | None,
     made_at: float,
     ttl: int,
-) -> list[ForecastRecord]:
-    """One record per series and horizon (plain Python numbers, converted in bulk)."""
+) -> ForecastTable:
+    """The run's forecasts: a row per series scored, a column per horizon."""
     if values is None:
-        return []
-    ends = (found.end_ms / 1000).tolist()
-    forecasts = values.tolist()
-    return [
-        ForecastRecord(project, series, int(horizon), row[j], version, made_at, end, ttl)
-        for series, end, row in zip(found.series, ends, forecasts, strict=True)
-        for j, horizon in enumerate(horizons)
-    ]
+        values = np.empty((0, len(horizons)))
+        found = found.subset(np.array([], dtype=np.intp))
+    return ForecastTable(
+        project,
+        version,
+        tuple(int(h) for h in horizons),
+        found.series,
+        found.end_ms / 1000,
+        np.asarray(values, dtype=np.float64),
+        made_at,
+        ttl,
+    )
 
 
 def score_safely(

@@ -1,4 +1,6 @@
-"""A minimal Redis client on asyncio for the read endpoint's hot path: GET and MGET.
+"""Minimal Redis clients for the forecast hot paths: the read endpoint's GET and MGET on
+asyncio (`RespClient`), and the job's blocking link that sends a run's commands at once
+(`RespLink`).
 
 Why not redis.asyncio: per command it takes a pool connection under a lock, runs a
 `wait_for` task, records observability events and packs through generic code; at about
@@ -16,6 +18,7 @@ next command connects again.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -208,3 +211,115 @@ class RespClient:
         if self._protocol is not None:
             self._protocol.fail(RespError("the client was closed"))
             self._protocol = None
+
+
+class RespLink:
+    """The forecast job's side: one blocking connection; many commands per round trip.
+
+    `request` sends commands already packed (a run's transaction: about 800 `SET`s) and
+    reads all their replies. When the caller knows what success looks like (`expect`: a
+    transaction of `SET`s answers `+OK`, `+QUEUED` each, then an array of `+OK`), the
+    reply stream is compared with it as bytes and nothing is parsed; parsing 1,600 replies
+    one by one took longer than Redis took to run the commands. Anything else is parsed,
+    and its first error reply is raised. Any failure is `RespError`, and the connection is
+    dropped (the next request connects again).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str | None,
+        db: int = 0,
+        timeout_s: float = 1.0,
+        username: str | None = None,
+    ) -> None:
+        self.host, self.port, self.db = host, port, db
+        self.password, self.username = password, username
+        self.timeout_s = timeout_s
+        self._sock: socket.socket | None = None
+
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), self.timeout_s)
+        except OSError as exc:
+            raise RespError(f"cannot connect to Redis: {type(exc).__name__}") from exc
+        sock.settimeout(self.timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        setup: list[bytes] = []
+        if self.password:
+            auth = (self.username.encode(),) if self.username else ()
+            setup.append(command_bytes(b"AUTH", *auth, self.password.encode()))
+        if self.db:
+            setup.append(command_bytes(b"SELECT", b"%d" % self.db))
+        self._sock = sock
+        if setup:
+            try:
+                self._exchange(sock, b"".join(setup), len(setup), None)
+            except RespError as exc:
+                self.close()
+                raise RespError(f"Redis refused the connection: {exc}") from exc
+        return sock
+
+    def request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
+        """The replies of the `count` commands in `payload`; [] when they are `expect`."""
+        sock = self._sock or self._connect()
+        try:
+            return self._exchange(sock, payload, count, expect)
+        except RespError:
+            raise
+        except (OSError, ValueError) as exc:  # refused, reset, timed out; an unreadable reply
+            self.close()
+            raise RespError(f"Redis did not answer: {type(exc).__name__}") from exc
+
+    def _exchange(
+        self, sock: socket.socket, payload: bytes, count: int, expect: bytes | None
+    ) -> list[Reply]:
+        sock.sendall(payload)
+        buffer = bytearray()
+        if expect is not None:
+            while len(buffer) < len(expect) and expect.startswith(buffer):
+                buffer += self._receive(sock)
+            if buffer == expect:
+                return []
+        replies: list[Reply | RespError] = []
+        at = 0
+        while len(replies) < count:
+            parsed = parse_reply(buffer, at)
+            if parsed is None:
+                buffer += self._receive(sock)
+                continue
+            reply, at = parsed
+            replies.append(reply)
+        if at != len(buffer):  # more than was asked for: the stream is out of step
+            self.close()
+            raise RespError("Redis answered more replies than commands were sent")
+        for reply in replies:
+            error = _first_error(reply)
+            if error is not None:
+                raise error
+        return replies  # type: ignore[return-value]  # no error left in them
+
+    def _receive(self, sock: socket.socket) -> bytes:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            self.close()
+            raise RespError("the connection to Redis closed")
+        return chunk
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _first_error(reply: Reply | RespError) -> RespError | None:
+    """The first error in a reply, inside an array too (a transaction's failed command)."""
+    if isinstance(reply, RespError):
+        return reply
+    if isinstance(reply, list):
+        for item in reply:
+            error = _first_error(item)
+            if error is not None:
+                return error
+    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,12 +17,16 @@ from castml.protocol.forecast_record import (
     ForecastRun,
     ObservationSchema,
     check_series,
+    error_key,
     forecast_key,
+    iso,
+    log_key,
     run_key,
 )
 from monitoring.observation_ingest import parse_rows, write_observations
 from serving.forecast_cache import CacheUnavailableError, ForecastCache
 from serving.forecast_history import (
+    WindowBatch,
     partition_files,
     read_columns,
     read_observations,
@@ -29,6 +34,8 @@ from serving.forecast_history import (
     window_batch,
     windows,
 )
+from serving.forecast_realised import Realised, waiting_blob
+from serving.forecast_table import ForecastTable
 from serving.settings import ForecastSettings
 from tests.support.redis_server import client_of, redis_server
 
@@ -166,25 +173,124 @@ def test_the_job_reads_only_the_days_its_windows_need_unless_a_series_reaches_ba
     assert read_recent(logs, "bikeshare", 30, COLUMNS, 6, HOUR_MS, {"stale"}).times.size > 121
 
 
+def table_of(one: ForecastRecord) -> ForecastTable:
+    return ForecastTable(
+        one.project,
+        one.model_version,
+        (one.horizon,),
+        [one.series],
+        np.array([one.window_end]),
+        np.array([[one.value]]),
+        one.made_at,
+        one.ttl_s,
+    )
+
+
+def test_a_tables_cells_are_its_records_encoded() -> None:
+    """The job's bulk encoding writes exactly `ForecastRecord.encode`'s bytes, which read
+    back as the record: NaN as null, a version or project with quotes or % escaped."""
+    table = ForecastTable(
+        "bikeshare",
+        'v"7%d',
+        (1, 24),
+        ["a", "b.2", "c"],
+        np.array([T0, T0 + 3600.0, T0]),
+        np.array([[1.5, 2.0], [1e-7, 3e16], [float("nan"), 0.0]]),
+        T0 + 12.0,
+        900,
+    )
+    records = table.records()
+    cells = list(table.cells())
+    assert len(records) == len(cells) == len(table) == 6
+    for one, (key, value) in zip(records, cells, strict=True):
+        assert key == one.key.encode() and value == one.encode()
+        body = orjson.loads(value)
+        assert body["model_version"] == 'v"7%d' and body["target_time"] == iso(one.target_time)
+        if np.isnan(one.value):
+            assert body["value"] is None
+        else:
+            assert ForecastRecord.decode(value) == one
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["resp-link", "redis-py"])
 def test_cache_writes_one_transaction_with_ttl_and_refuses_a_wrong_password(
-    tmp_path: Path,
+    tmp_path: Path, lean: bool
 ) -> None:
     with redis_server(tmp_path / "redis") as server:
         settings = ForecastSettings(
             home=tmp_path, redis_url=server.url, redis_password=server.password
         )
-        cache = ForecastCache(settings)
+        cache = ForecastCache(settings, lean=lean)
         cache.check()
         run = ForecastRun("bikeshare", "3", (24,), T0, 1, {}, 0.1)
-        cache.write([record()], run)
+        cache.write(table_of(record()), run, remember=True)
         client = client_of(server)
         assert 0 < client.ttl("forecast:bikeshare:dc:24") <= 600
         assert client.ttl(run_key("bikeshare")) == -1  # the summary stays: /metrics reads it
         assert cache.read("bikeshare", "dc", [24, 1]) == [record().encode(), None]
+        waiting = log_key("bikeshare", 24, T0 + 24 * 3600)
+        assert orjson.loads(client.get(waiting) or b"") == {"series": ["dc"], "values": [12.5]}
+        assert client.ttl(waiting) > 24 * 3600
 
-        wrong = ForecastCache(settings.model_copy(update={"redis_password": "wrong"}))
+        # The next run replaces it, another version at two horizons.
+        two = ForecastRun("bikeshare", "4", (1, 24), T0, 1, {}, 0.1)
+        both = ForecastTable(
+            "bikeshare", "4", (1, 24), ["dc"], np.array([T0]), np.array([[1.0, 2.0]]), T0, 60
+        )
+        cache.write(both, two)
+        assert cache.read("bikeshare", "dc", [1, 24]) == [value for _, value in both.cells()]
+
+        wrong = ForecastCache(settings.model_copy(update={"redis_password": "wrong"}), lean=lean)
         with pytest.raises(CacheUnavailableError, match="unavailable"):
             wrong.check()
         with pytest.raises(CacheUnavailableError):
-            wrong.write([record(99.0)], run)
-        assert cache.read("bikeshare", "dc", [24]) == [record().encode()]
+            wrong.write(table_of(record(99.0)), run)
+        assert cache.read("bikeshare", "dc", [1, 24]) == [value for _, value in both.cells()]
+        cache.close()
+
+
+def test_waiting_forecasts_are_matched_kept_or_dropped_per_target_hour(tmp_path: Path) -> None:
+    """realise over one key per target hour: a hit counts once; a forecast whose series
+    has not reached its hour (or is not in this run) waits on; one whose hour fell out of
+    its series' window unobserved is dropped; an unreadable key is dropped."""
+    hour = 3600
+    rows = 6
+    grid = np.arange(12, dtype=np.float64).reshape(2, rows) * 10  # a: 0..50, b: 60..110
+    filled = np.ones((2, rows), dtype=bool)
+    filled[1, 0] = False
+    batch = WindowBatch(
+        ["a", "b"],
+        np.array([(T0 + 5 * hour) * 1000, (T0 + 3 * hour) * 1000]),
+        {"count": grid},
+        filled,
+        hour * 1000,
+        "ts",
+    )  # a: T0 .. T0+5h; b: T0-2h .. T0+3h (its first hour missing)
+    with redis_server(tmp_path / "redis") as server:
+        settings = ForecastSettings(
+            home=tmp_path, redis_url=server.url, redis_password=server.password
+        )
+        cache = ForecastCache(settings)
+        client = client_of(server)
+        ahead, behind, broken = (log_key("bikeshare", 1, T0 + h * hour) for h in (4, -1, 2))
+        client.set(ahead, waiting_blob(["a", "b", "c"], [41.0, 1.0, 2.0]), ex=999)
+        client.set(behind, waiting_blob(["a", "b"], [5.0, 75.0]), ex=999)
+        client.set(broken, b"{not json", ex=999)
+        realised = cache.realise("bikeshare", batch, [1, 24], "count")
+        # a at T0+4h observed 40 (error 1); b at T0-1h observed 70 (error 5); a at T0-1h
+        # lies before a's window: dropped unmatched.
+        assert realised[0] == Realised(1, 2, 6.0, 26.0) and realised[1].matched == 0
+        assert orjson.loads(client.get(ahead) or b"") == {
+            "series": ["b", "c"],
+            "values": [1.0, 2.0],
+        }
+        assert 0 < client.ttl(ahead) <= 999  # rewritten, its expiry kept
+        assert client.get(behind) is None and client.get(broken) is None
+        assert client.hgetall(error_key("bikeshare")) == {
+            b"h1:n": b"2",
+            b"h1:abs": b"6",
+            b"h1:sq": b"26",
+        }
+        again = cache.realise("bikeshare", batch, [1, 24], "count")
+        assert again[0].matched == 0  # each forecast counted once
+        cache.close()

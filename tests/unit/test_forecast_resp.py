@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from serving.forecast_resp import RespClient, RespError, lean_target, parse_reply
+from serving.forecast_resp import (
+    RespClient,
+    RespError,
+    RespLink,
+    command_bytes,
+    lean_target,
+    parse_reply,
+)
 from tests.support.redis_server import client_of, redis_server
 
 
@@ -57,3 +64,41 @@ def test_get_and_mget_on_a_real_server_and_its_failures(tmp_path: Path) -> None:
             client.close()
 
         asyncio.run(run())
+
+
+def test_the_jobs_link_sends_many_commands_and_checks_their_replies(tmp_path: Path) -> None:
+    """RespLink: a transaction answered as expected is not parsed; anything else is, and
+    its first error is raised with the connection still in step."""
+    from serving.forecast_cache import transaction
+
+    with redis_server(tmp_path / "redis") as server:
+        link = RespLink(server.host, server.port, server.password, timeout_s=2)
+        sets = [command_bytes(b"SET", b"k%d" % i, b"v" * i) for i in range(300)]
+        payload, expect = transaction(sets, len(sets))
+        assert link.request(payload, len(sets) + 2, expect) == []
+        assert client_of(server).get("k299") == b"v" * 299
+        # Replies other than expected (here: told to expect another count) are parsed.
+        wrong_expect = transaction(sets[:2], 3)[1]
+        replies = link.request(transaction(sets[:2], 2)[0], 4, wrong_expect)
+        assert replies[-1] == [b"OK", b"OK"]
+        # A command refused while queued: the whole transaction is refused, nothing written.
+        bad = [command_bytes(b"SET", b"k0", b"new"), command_bytes(b"NOSUCHCOMMAND")]
+        payload, expect = transaction(bad, 2)
+        with pytest.raises(RespError, match="unknown command"):
+            link.request(payload, 4, expect)
+        assert client_of(server).get("k0") == b""
+        # A command that fails when run (INCR of text): an error value inside EXEC's reply.
+        payload, expect = transaction([command_bytes(b"INCR", b"k5")], 1)
+        with pytest.raises(RespError, match="not an integer"):
+            link.request(payload, 3, expect)
+        assert link.request(command_bytes(b"GET", b"k3"), 1) == [b"vvv"]  # still in step
+
+        wrong = RespLink(server.host, server.port, "wrong", timeout_s=2)
+        with pytest.raises(RespError, match="refused the connection"):
+            wrong.request(command_bytes(b"PING"), 1)
+        server.stop()
+        with pytest.raises(RespError):
+            link.request(command_bytes(b"PING"), 1)
+        with pytest.raises(RespError, match="cannot connect"):
+            link.request(command_bytes(b"PING"), 1)
+        link.close()
