@@ -21,7 +21,6 @@ from castml.protocol.forecast_record import (
     ForecastRecord,
     forecast_key,
     iso,
-    json_number,
     record_template,
 )
 
@@ -62,7 +61,7 @@ class ForecastTable:
         """`SET <key> <value> EX <ttl>` of every cell, as RESP bytes, end to end.
 
         Written for speed (a run's 800 cells in about 0.5 ms; through records and orjson
-        it took 1.4 ms): the values' texts come from one `repr` of the whole list, and
+        it took 1.4 ms): the values' texts come from one orjson call on the whole list, and
         each cell's whole command is one `%` of a template whose lengths are summed, not
         measured on a formatted value."""
         ttl = b"%d" % self.ttl_s
@@ -112,11 +111,10 @@ class ForecastTable:
         targets = {
             end: {h: iso(end + h * HOUR_S).encode() for h in self.horizons} for end in end_iso
         }
-        flat = self.values.ravel()
-        if np.isfinite(flat).all():  # repr of a list is each float's repr, in C
-            texts = repr(flat.tolist())[1:-1].encode().split(b", ") if flat.size else []
-        else:
-            texts = [json_number(v) for v in flat.tolist()]
+        # Every value's JSON text (`json_number`'s) from one orjson call on the whole list:
+        # 0.02 ms for 800, where `repr` of each took 0.4 ms.
+        flat = self.values.ravel().tolist()
+        texts = orjson.dumps(flat)[1:-1].split(b",") if flat else []
         width = len(self.horizons)
         for i, (name, end) in enumerate(zip(self.series, ends, strict=True)):
             row = texts[i * width : (i + 1) * width]
