@@ -15,9 +15,11 @@ Routes (`python -m serving forecast`, `castml forecast serve`):
   `GET /metrics`.
 
 Served on the lean ASGI core (castml.web.asgi): a read of one horizon is one Redis GET on
-the lean client (serving.forecast_resp) and the cached record's own bytes, checked and
+the lean client (serving.forecast_resp), answered from memory while Redis reports the key
+unchanged (serving.forecast_local), and the cached record's own bytes, checked and
 answered with `age_s` and `stale` spliced in (no decode into a record, no re-encoding);
-every horizon is one MGET. `make bench` compares it with a bare redis-py GET.
+every horizon is one MGET. A record past its own `made_at + ttl_s` is not served (Redis
+expires the key). `make bench` compares it with a bare redis-py GET.
 """
 
 from __future__ import annotations
@@ -167,11 +169,7 @@ class ForecastApi:
             raw = await self.cache.get(forecast_key(self.project, series, horizon))
             if raw is None:
                 self.metrics.outcomes["missing"].inc()
-                raise NotFoundError(
-                    f"no forecast of series '{series}' at {horizon} h: expired (TTL "
-                    f"{self.settings.forecast_ttl_s} s), never made, or not a horizon of "
-                    f"the model"
-                )
+                raise NotFoundError(self._expired(series, horizon))
             return self._one(raw, series, horizon)
         horizons = await self.horizons()
         if not horizons:
@@ -179,11 +177,13 @@ class ForecastApi:
             raise NotFoundError(f"no forecast of {self.project} yet: the forecast job has not run")
         values = await self.cache.mget([forecast_key(self.project, series, h) for h in horizons])
         now = time.time()
-        records = [
-            self._answer(self._decoded(raw, series, h), now)
+        decoded = [
+            None if raw is None else self._decoded(raw, series, h)
             for h, raw in zip(horizons, values, strict=True)
-            if raw is not None
         ]
+        # A copy past its TTL is as gone as the key Redis is about to expire.
+        kept = [r if r and now <= r.made_at + r.ttl_s else None for r in decoded]
+        records = [self._answer(r, now) for r in kept if r is not None]
         if not records:
             self.metrics.outcomes["missing"].inc()
             raise NotFoundError(
@@ -196,7 +196,7 @@ class ForecastApi:
             "stale": any(r["stale"] for r in records),
             "age_s": max(r["age_s"] for r in records),
             "forecasts": records,
-            "missing_horizons": [h for h, raw in zip(horizons, values, strict=True) if raw is None],
+            "missing_horizons": [h for h, r in zip(horizons, kept, strict=True) if r is None],
         }
         return self._reply(body, records)
 
@@ -212,7 +212,10 @@ class ForecastApi:
             raise NotFoundError(
                 f"the cached forecast of series '{series}' at {horizon} h is unreadable"
             ) from None
-        age = max(0.0, time.time() - made_at)
+        now = time.time()
+        if now > made_at + record["ttl_s"]:  # Redis expires it any moment: not served
+            raise NotFoundError(self._expired(series, horizon))
+        age = max(0.0, now - made_at)
         extra: dict[str, Any] = {
             "age_s": round(age, 3),
             "stale": age > self.settings.forecast_stale_s,
@@ -232,6 +235,12 @@ class ForecastApi:
         if extra["stale"]:
             headers.append(STALE_WARNING)
         return Response(body, 200, JSON, headers)
+
+    def _expired(self, series: str, horizon: int) -> str:
+        return (
+            f"no forecast of series '{series}' at {horizon} h: expired (TTL "
+            f"{self.settings.forecast_ttl_s} s), never made, or not a horizon of the model"
+        )
 
     def _stale_reason(self, age: float) -> str:
         return (

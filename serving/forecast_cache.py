@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from castml.protocol.forecast_record import ForecastRun, error_key, forecast_key, run_key
 from castml.web.errors import UnavailableError
 from serving.forecast_history import WindowBatch
+from serving.forecast_local import LocalReads
 from serving.forecast_realised import Realised, error_sums, realise, waiting_commands
 from serving.forecast_resp import (
     Reply,
@@ -182,7 +183,8 @@ def lean_client(settings: ForecastSettings) -> RespClient | None:
 
 class AsyncForecastCache:
     """The read endpoint's side, on the server's event loop: the forecast reads (GET,
-    MGET) through the lean client where the URL allows, the rest through redis.asyncio."""
+    MGET) through the lean client where the URL allows, answered from the copies Redis
+    keeps true (serving.forecast_local), the rest through redis.asyncio."""
 
     def __init__(self, settings: ForecastSettings) -> None:
         self.settings = settings
@@ -193,11 +195,12 @@ class AsyncForecastCache:
             socket_connect_timeout=settings.redis_timeout_s,
         )
         self.lean = lean_client(settings)
+        self.reads = LocalReads(self.lean) if self.lean is not None else None
 
     async def get(self, key: str) -> bytes | None:
         try:
-            if self.lean is not None:
-                return await self.lean.get(key)
+            if self.reads is not None:
+                return await self.reads.get(key)
             value = await self.client.get(key)
         except (redis.RedisError, RespError) as exc:
             raise _unavailable(self.settings, exc) from exc
@@ -205,8 +208,8 @@ class AsyncForecastCache:
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         try:
-            if self.lean is not None:
-                return await self.lean.mget(list(keys))
+            if self.reads is not None:
+                return await self.reads.mget(list(keys))
             values = await self.client.mget(list(keys))
         except (redis.RedisError, RespError) as exc:
             raise _unavailable(self.settings, exc) from exc
@@ -235,6 +238,8 @@ class AsyncForecastCache:
             return False
 
     async def close(self) -> None:
+        if self.reads is not None:
+            self.reads.close()
         if self.lean is not None:
             self.lean.close()
         await self.client.aclose()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -86,12 +87,16 @@ def parse_reply(buffer: bytearray | bytes, at: int) -> tuple[Reply | RespError, 
     raise RespError(f"not a RESP reply (starts with {kind!r})")
 
 
-class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+class RespConnection(asyncio.Protocol):
+    """One connection: replies resolve the waiting futures in order; `on_lost` is called
+    once when it closes."""
+
+    def __init__(self, on_lost: Callable[[], None] | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[asyncio.Future[Reply]] = deque()
         self.buffer = bytearray()
         self.lost: RespError | None = None
+        self.on_lost = on_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -121,7 +126,10 @@ class _Protocol(asyncio.Protocol):
         self.fail(RespError(f"the connection to Redis closed ({type(exc).__name__})"))
 
     def fail(self, error: RespError) -> None:
+        first = self.lost is None
         self.lost = error
+        if first and self.on_lost is not None:
+            self.on_lost()
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
@@ -130,8 +138,8 @@ class _Protocol(asyncio.Protocol):
             self.transport.close()
 
 
-class RespClient:
-    """GET and MGET over one pipelined connection, (re)connected on first use."""
+class RedisTarget:
+    """Where a client connects and how it starts a connection (AUTH, SELECT)."""
 
     def __init__(
         self,
@@ -145,37 +153,68 @@ class RespClient:
         self.host, self.port, self.db = host, port, db
         self.password, self.username = password, username
         self.timeout_s = timeout_s
-        self._protocol: _Protocol | None = None
+
+    def setup_commands(self) -> list[tuple[bytes, ...]]:
+        """What a new connection sends first: AUTH, SELECT, as the settings need."""
+        out: list[tuple[bytes, ...]] = []
+        if self.password:
+            auth = (self.username.encode(),) if self.username else ()
+            out.append((b"AUTH", *auth, self.password.encode()))
+        if self.db:
+            out.append((b"SELECT", b"%d" % self.db))
+        return out
+
+
+class RespClient(RedisTarget):
+    """GET and MGET over one pipelined connection, (re)connected on first use."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str | None,
+        db: int = 0,
+        timeout_s: float = 1.0,
+        username: str | None = None,
+    ) -> None:
+        super().__init__(host, port, password, db, timeout_s, username)
+        self.on_lost: Callable[[], None] | None = None  # when the command connection closes
+        self._protocol: RespConnection | None = None
         self._connecting: asyncio.Lock | None = None
 
-    async def _connect(self) -> _Protocol:
+    async def connection(self) -> RespConnection:
+        """The connection commands go on, connected (again) if need be."""
+        protocol = self._protocol
+        if protocol is not None and protocol.lost is None:
+            return protocol
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             protocol = self._protocol
             if protocol is not None and protocol.lost is None:
                 return protocol  # another request connected meanwhile
-            loop = asyncio.get_running_loop()
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    _, fresh = await loop.create_connection(_Protocol, self.host, self.port)
-            except (OSError, TimeoutError) as exc:
-                raise RespError(f"cannot connect to Redis: {type(exc).__name__}") from exc
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    if self.password:
-                        auth = (self.username.encode(),) if self.username else ()
-                        await self._send(fresh, b"AUTH", *auth, self.password.encode())
-                    if self.db:
-                        await self._send(fresh, b"SELECT", b"%d" % self.db)
-            except (RespError, TimeoutError) as exc:  # refused credentials: not connected
-                fresh.fail(RespError("Redis refused the connection's set-up"))
-                raise RespError(f"Redis refused the connection: {exc}") from exc
-            self._protocol = fresh
-            return fresh
+            self._protocol = await self._open(RespConnection(on_lost=self.on_lost))
+            return self._protocol
+
+    async def _open(self, fresh: RespConnection) -> RespConnection:
+        """`fresh` connected, authenticated and on its db."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await loop.create_connection(lambda: fresh, self.host, self.port)
+        except (OSError, TimeoutError) as exc:
+            raise RespError(f"cannot connect to Redis: {type(exc).__name__}") from exc
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                for parts in self.setup_commands():
+                    await self._send(fresh, *parts)
+        except (RespError, TimeoutError) as exc:  # refused credentials: not connected
+            fresh.fail(RespError("Redis refused the connection's set-up"))
+            raise RespError(f"Redis refused the connection: {exc}") from exc
+        return fresh
 
     @staticmethod
-    def _send(protocol: _Protocol, *parts: bytes) -> asyncio.Future[Reply]:
+    def _send(protocol: RespConnection, *parts: bytes) -> asyncio.Future[Reply]:
         if protocol.lost is not None or protocol.transport is None:
             raise protocol.lost or RespError("not connected to Redis")
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -184,9 +223,7 @@ class RespClient:
         return future
 
     async def command(self, *parts: bytes) -> Reply:
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
+        protocol = await self.connection()
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._send(protocol, *parts)
@@ -213,7 +250,7 @@ class RespClient:
             self._protocol = None
 
 
-class RespLink:
+class RespLink(RedisTarget):
     """The forecast job's side: one blocking connection; many commands per round trip.
 
     `request` sends commands already packed (a run's transaction: about 800 `SET`s) and
@@ -225,19 +262,7 @@ class RespLink:
     dropped (the next request connects again).
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        password: str | None,
-        db: int = 0,
-        timeout_s: float = 1.0,
-        username: str | None = None,
-    ) -> None:
-        self.host, self.port, self.db = host, port, db
-        self.password, self.username = password, username
-        self.timeout_s = timeout_s
-        self._sock: socket.socket | None = None
+    _sock: socket.socket | None = None
 
     def _connect(self) -> socket.socket:
         try:
@@ -246,12 +271,7 @@ class RespLink:
             raise RespError(f"cannot connect to Redis: {type(exc).__name__}") from exc
         sock.settimeout(self.timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        setup: list[bytes] = []
-        if self.password:
-            auth = (self.username.encode(),) if self.username else ()
-            setup.append(command_bytes(b"AUTH", *auth, self.password.encode()))
-        if self.db:
-            setup.append(command_bytes(b"SELECT", b"%d" % self.db))
+        setup = [command_bytes(*parts) for parts in self.setup_commands()]
         self._sock = sock
         if setup:
             try:
