@@ -11,6 +11,8 @@ reason (issue 14 §5), never filled in silently.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -106,21 +108,42 @@ class Skipped:
 
 def partition_files(logs_root: Path, project: str, lookback_days: int) -> list[Path]:
     """Parquet files of the latest `lookback_days` days that hold observations."""
+    return [Path(p) for p in lookback_listing(logs_root, project, lookback_days)[0]]
+
+
+def lookback_listing(
+    logs_root: Path, project: str, lookback_days: int
+) -> tuple[list[str], list[date], date | None]:
+    """`partition_files` as path strings, with each file's partition day and the oldest day
+    of the lookback (None when there is no day): one `scandir` a folder, no `Path` a file
+    (the listing is a fair part of a run that reads one file)."""
     base = logs_root / project / OBSERVATIONS_DIR
-    if not base.is_dir():
-        return []
-    days = sorted(p for p in base.glob("date=*") if p.is_dir())
-    if not days:
-        return []
-    last = date.fromisoformat(days[-1].name.removeprefix("date="))
-    first = (last - timedelta(days=lookback_days - 1)).isoformat()
-    return [
-        f
-        for part in days
-        if part.name.removeprefix("date=") >= first
-        for f in sorted(part.glob("*.parquet"))
-        if not f.name.startswith(".")
-    ]
+    try:
+        with os.scandir(base) as entries:
+            folders = sorted(
+                (e.name, e.path) for e in entries if e.name.startswith("date=") and e.is_dir()
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return [], [], None
+    if not folders:
+        return [], [], None
+    last = date.fromisoformat(folders[-1][0].removeprefix("date="))
+    oldest = last - timedelta(days=lookback_days - 1)
+    first = oldest.isoformat()
+    paths: list[str] = []
+    days: list[date] = []
+    for name, folder in folders:
+        if name.removeprefix("date=") < first:
+            continue
+        with os.scandir(folder) as entries:
+            found = sorted(
+                e.path
+                for e in entries
+                if e.name.endswith(".parquet") and not e.name.startswith(".")
+            )
+        paths += found
+        days += [date.fromisoformat(name.removeprefix("date="))] * len(found)
+    return paths, days, oldest
 
 
 def read_recent(
@@ -140,44 +163,111 @@ def read_recent(
     only when what was read shows a series that may reach further back (its window starts
     before the first day read, it looks too short, a series asked for is not in it, or the
     older days' series names hold one it lacks), so the windows and the skips are those of
-    reading everything.
+    reading everything. (serving.forecast_tail gives the same answer reading only the
+    files written since its last call.)
     """
     files = partition_files(logs_root, project, lookback_days)
     if not files:
         return _empty(columns)
-    newest = _day_of(files[-1])
-    since = datetime.combine(newest, datetime.min.time(), UTC) - timedelta(
-        milliseconds=(rows - 1) * freq_ms
-    )
-    recent = [f for f in files if _day_of(f) >= since.date()]
+    since, since_ms = recent_since(files, rows, freq_ms)
+    recent = [f for f in files if partition_day(f) >= since]
     if len(recent) == len(files):
         return read_columns(files, columns)
     observed = read_columns(recent, columns)
-    since_ms = int(datetime.combine(since.date(), datetime.min.time(), UTC).timestamp() * 1000)
     older = files[: len(files) - len(recent)]
-    if _reaches_back(observed, rows, freq_ms, since_ms, only) or _series_of(older) - set(
-        observed.names.tolist()
-    ):
+    if reads_every_day(observed, lambda: _SERIES.names(older), rows, freq_ms, since_ms, only):
         return read_columns(files, columns)
     return observed
 
 
-def _series_of(files: list[Path]) -> set[str]:
-    """The series names in `files`: their series column's dictionaries only (a fraction
-    of a millisecond a file), to find a series seen only before the days read."""
+def recent_since(files: list[Path], rows: int, freq_ms: int) -> tuple[date, int]:
+    """The first day a window ending on the newest day of `files` can reach, and its
+    midnight in epoch milliseconds: `read_recent` reads the files of that day on first."""
+    newest = partition_day(files[-1])
+    since = (
+        datetime.combine(newest, datetime.min.time(), UTC)
+        - timedelta(milliseconds=(rows - 1) * freq_ms)
+    ).date()
+    return since, day_ms(since)
+
+
+def day_ms(day: date) -> int:
+    """The day's midnight (UTC), epoch milliseconds."""
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+
+
+def reads_every_day(
+    observed: Observed,
+    older_series: Callable[[], frozenset[str]],
+    rows: int,
+    freq_ms: int,
+    since_ms: int,
+    only: set[str] | None,
+) -> bool:
+    """`read_recent`'s choice: whether the older days could change a window or a skip of
+    `observed` (the rows of the days from `since_ms` on), `older_series` giving the series
+    names of the older days' files (asked only when the rows do not decide)."""
+    return _reaches_back(observed, rows, freq_ms, since_ms, only) or bool(
+        older_series() - set(observed.names.tolist())
+    )
+
+
+class SeriesIndex:
+    """The series names of observation files, each file's read once: their series
+    column's dictionaries only (a fraction of a millisecond a file), to find a series seen
+    only before the days read. A file is never rewritten (the collector writes a new one
+    per post), so a path is its identity; `verify` adds its size and mtime to that, for
+    callers that see files of any origin."""
+
+    LIMIT = 8192  # files remembered; past it the memory starts again
+
+    def __init__(self, verify: bool = False) -> None:
+        self.verify = verify
+        self.reads = 0  # files whose dictionaries were read: what the cache saves shows here
+        self._of: dict[tuple[str, int, int], frozenset[str]] = {}
+        self._last: tuple[tuple[tuple[str, int, int], ...], frozenset[str]] | None = None
+
+    def names(self, files: list[Path]) -> frozenset[str]:
+        """The union of the series names of `files`."""
+        keys = tuple(self._key(f) for f in files)
+        if self._last is not None and self._last[0] == keys:
+            return self._last[1]  # the same older files as the last call: one comparison
+        if len(self._of) > self.LIMIT:
+            self._of = {}
+        union: set[str] = set()
+        for file, key in zip(files, keys, strict=True):
+            names = self._of.get(key)
+            if names is None:
+                names = self._of[key] = _series_of(file)
+                self.reads += 1
+            union |= names
+        self._last = (keys, frozenset(union))
+        return self._last[1]
+
+    def _key(self, file: Path) -> tuple[str, int, int]:
+        if not self.verify:
+            return str(file), 0, 0
+        stat = file.stat()
+        return str(file), stat.st_size, stat.st_mtime_ns
+
+
+_SERIES = SeriesIndex(verify=True)  # read_recent's: across calls of one process
+
+
+def _series_of(file: Path) -> frozenset[str]:
+    """The series names in `file`: its series column's dictionaries only."""
     names: set[str] = set()
-    for file in files:
-        column = (
-            pq.ParquetFile(file, read_dictionary=[SERIES_COLUMN])
-            .read([SERIES_COLUMN], use_threads=False)
-            .column(SERIES_COLUMN)
-        )
-        for chunk in column.chunks:
-            names.update(chunk.dictionary.to_pylist())
-    return names
+    column = (
+        pq.ParquetFile(file, read_dictionary=[SERIES_COLUMN])
+        .read([SERIES_COLUMN], use_threads=False)
+        .column(SERIES_COLUMN)
+    )
+    for chunk in column.chunks:
+        names.update(chunk.dictionary.to_pylist())
+    return frozenset(names)
 
 
-def _day_of(file: Path) -> date:
+def partition_day(file: Path) -> date:
     return date.fromisoformat(file.parent.name.removeprefix("date="))
 
 
@@ -210,24 +300,61 @@ def read_observations(files: list[Path], columns: list[str]) -> pa.Table:
 
 def read_columns(files: list[Path], columns: list[str]) -> Observed:
     """`read_observations` as numpy columns: what the job builds its windows from."""
+    table = _read_table(files, columns)
+    if table is None:
+        return _empty(columns)
+    return _sorted_unique(table, columns).observed
+
+
+@dataclass(frozen=True)
+class Kept:
+    """`read_columns` of `files`, with what a later merge of more files needs of each row:
+    when it was received, which of the files it came from, and whether every row read lay
+    in its file's own day (the collector's layout, which lets a reader drop a day whole)."""
+
+    observed: Observed
+    received: npt.NDArray[np.int64]
+    file_of: npt.NDArray[np.intp]  # index into `files`
+    in_own_day: bool
+
+
+def read_kept(files: list[Path], days: list[date], columns: list[str]) -> Kept:
+    """`Kept` rows of `files`, `days[i]` being the partition day of `files[i]`."""
+    counts: list[int] = []
+    table = _read_table(files, columns, counts)
+    if table is None:
+        return Kept(_empty(columns), _NO_TIMES, np.array([], dtype=np.intp), True)
+    rows = _sorted_unique(table, columns)
+    file_of_row = np.repeat(np.arange(len(files)), counts)
+    midnight = np.asarray([day_ms(day) for day in days], dtype=np.int64)[file_of_row]
+    offsets = rows.all_times - midnight
+    in_own_day = bool(((offsets >= 0) & (offsets < DAY_MS)).all())
+    return Kept(rows.observed, rows.received, file_of_row[rows.kept], in_own_day)
+
+
+DAY_MS = 86_400_000
+_NO_TIMES = np.array([], dtype=np.int64)
+
+
+def _read_table(
+    files: list[Path], columns: list[str], counts: list[int] | None = None
+) -> pa.Table | None:
+    """The files' columns in one table (None when no row); `counts` gets each file's rows."""
+    if not files:
+        return None
     wanted = [SERIES_COLUMN, *columns, RECEIVED_COLUMN]
     # The series column as a dictionary: a few hundred names repeated, so sorting and
     # grouping use int codes, not strings (a string sort was a quarter of a run). One file
     # at a time on this thread: pyarrow's dataset read on its thread pool took 3x as long
     # on a busy 2-core machine (17 ms against 5 ms for 9 days of 400 series).
-    table = (
-        pa.concat_tables(
-            [
-                pq.ParquetFile(f, read_dictionary=[SERIES_COLUMN]).read(wanted, use_threads=False)
-                for f in files
-            ]
-        )
-        if files
-        else None
-    )
-    if table is None or table.num_rows == 0:
-        return _empty(columns)
-    return _sorted_unique(table, columns)
+    tables = [
+        pq.ParquetFile(f, read_dictionary=[SERIES_COLUMN]).read(wanted, use_threads=False)
+        for f in files
+    ]
+    if counts is not None:
+        counts.extend(t.num_rows for t in tables)
+    table = pa.concat_tables(tables)
+    return table if table.num_rows else None
 
 
 def _empty(columns: list[str]) -> Observed:
@@ -239,8 +366,17 @@ def _empty(columns: list[str]) -> Observed:
     )
 
 
-def _sorted_unique(table: pa.Table, columns: list[str]) -> Observed:
-    """Rows sorted by (series, time), the last received of each pair kept."""
+@dataclass(frozen=True)
+class _Unique:
+    observed: Observed
+    received: npt.NDArray[np.int64]  # of each row kept
+    kept: npt.NDArray[np.intp]  # each row kept's index in the table
+    all_times: npt.NDArray[np.int64]  # of every row of the table
+
+
+def _sorted_unique(table: pa.Table, columns: list[str]) -> _Unique:
+    """Rows sorted by (series, time), the last received of each pair kept (of two received
+    at once, the later in the table)."""
     series = table.column(SERIES_COLUMN)
     if not pa.types.is_dictionary(series.type):
         series = series.dictionary_encode()
@@ -250,7 +386,7 @@ def _sorted_unique(table: pa.Table, columns: list[str]) -> Observed:
     rank = np.empty(len(names), dtype=np.intp)
     rank[order_of_names] = np.arange(len(names))
     codes = rank[series.indices.to_numpy(zero_copy_only=False)]
-    times = _millis(table.column(columns[0]))
+    all_times = times = _millis(table.column(columns[0]))
     received = (
         _millis(table.column(RECEIVED_COLUMN))
         if RECEIVED_COLUMN in table.column_names
@@ -270,7 +406,8 @@ def _sorted_unique(table: pa.Table, columns: list[str]) -> Observed:
         name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)[keep]
         for name in columns[1:]
     }
-    return Observed(names[order_of_names], codes[last], times[last], values)
+    observed = Observed(names[order_of_names], codes[last], times[last], values)
+    return _Unique(observed, received[keep], keep, all_times)
 
 
 def _millis(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
@@ -290,7 +427,7 @@ def windows(
     if table.num_rows == 0:
         return [], []
     batch, skipped = window_batch(
-        _sorted_unique(table, columns), columns[0], rows, freq_ms, only, max_gap
+        _sorted_unique(table, columns).observed, columns[0], rows, freq_ms, only, max_gap
     )
     return batch.windows(), skipped
 

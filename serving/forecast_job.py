@@ -9,7 +9,9 @@ scheduler calls `ForecastJob.run` every few minutes):
    already loaded by an earlier run of the same process is reused. A promotion is
    therefore picked up by the next run, and every record carries the version that made it;
 3. reads the observation partitions the windows need and lays one window per series on
-   its hourly grid, all series at once in numpy (serving.forecast_history); a series
+   its hourly grid, all series at once in numpy (serving.forecast_history); a process
+   that runs the job again (the embedded scheduler) keeps the rows it read and reads only
+   the files written since (serving.forecast_tail); a series
    with too short or gappy a history is skipped, logged with its reason and counted in
    `castml_forecast_series_skipped`;
 4. scores every complete window in one `forecast_grid` call (all horizons at once: the
@@ -51,12 +53,12 @@ from serving.forecast_history import (
     SKIP_SHORT,
     Skipped,
     WindowBatch,
-    read_recent,
     window_batch,
 )
 from serving.forecast_metrics import write_job_metrics
 from serving.forecast_realised import Realised
 from serving.forecast_table import ForecastTable
+from serving.forecast_tail import ObservationTail
 from serving.registry_store import MODEL_SUBDIR, RegistryStore, RegistryUnavailableError
 from serving.settings import ForecastSettings
 from serving.version_store import LocalStore, VersionSource
@@ -143,6 +145,8 @@ class ForecastJob:
     source: VersionSource | None = None
     cache: ForecastCache | None = None
     _models: dict[str, ForecastModelLike] = field(default_factory=dict)
+    # The observations read by earlier runs of this process: a run reads the new files only.
+    _tail: ObservationTail = field(default_factory=ObservationTail)
 
     def __post_init__(self) -> None:
         self.source = self.source or model_source(self.settings)
@@ -195,7 +199,7 @@ class ForecastJob:
         plan = getattr(model, "plan", None)  # castml.data.lag_features.LagPlan
         max_gap = int(getattr(plan, "max_gap", 0))
         step_ms = int(getattr(plan, "step_seconds", 3600)) * 1000
-        observed = read_recent(
+        observed = self._tail.read(
             self.settings.logs_dir,
             self.project,
             self.settings.forecast_lookback_days,
