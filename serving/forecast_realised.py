@@ -103,8 +103,10 @@ def realise(
     """Match waiting forecasts with the windows' observations; add their errors to the sums."""
     if not len(windows):
         return [Realised(h, 0, 0.0, 0.0) for h in horizons]
-    due = [(h, t) for h in horizons for t in due_targets(windows)]
-    keys = [log_key(project, h, t).encode() for h, t in due]
+    targets = due_targets(windows)
+    due = [(h, t) for h in horizons for t in targets]
+    prefix = log_key(project, 0, 0)[: -len("0:0")].encode()  # b"forecast-log:<project>:"
+    keys = [prefix + b"%d:%d" % pair for pair in due]
     (blobs,) = request(command_bytes(b"MGET", *keys), 1)
     assert isinstance(blobs, list)
     matcher = _Matcher(windows, target)

@@ -294,3 +294,26 @@ def test_waiting_forecasts_are_matched_kept_or_dropped_per_target_hour(tmp_path:
         again = cache.realise("bikeshare", batch, [1, 24], "count")
         assert again[0].matched == 0  # each forecast counted once
         cache.close()
+
+
+def test_series_with_every_hour_take_the_gather_and_give_the_same_batch(tmp_path: Path) -> None:
+    """When every series holds its last `rows` hours in a row, the windows are gathered
+    as they are; naming the series (which takes the general path) gives the same batch."""
+    logs = tmp_path / "logs"
+    observe(logs, "a", list(range(30)))
+    observe(logs, "b", list(range(3, 30)), count=50.0)
+    observe(logs, "c", list(range(25, 33)))  # ends later, holds just enough
+    observe(logs, "a", [29], count=-7.0)  # a replay: the later row counts
+    observed = read_columns(partition_files(logs, "bikeshare", 30), COLUMNS)
+    for rows in (1, 6, 8):
+        fast, skipped = window_batch(observed, "ts", rows, HOUR_MS)
+        general, _ = window_batch(observed, "ts", rows, HOUR_MS, only={"a", "b", "c"})
+        assert skipped == [] and fast.series == general.series == ["a", "b", "c"]
+        np.testing.assert_array_equal(fast.end_ms, general.end_ms)
+        np.testing.assert_array_equal(fast.filled, general.filled)
+        for name in ("count", "tmin"):
+            np.testing.assert_array_equal(fast.grid[name], general.grid[name])
+    assert fast.grid["count"][0, -1] == -7.0 + 29  # the replay (count + hour)
+    # A series one hour short of the window: the general path, which skips it.
+    _, skipped = window_batch(observed, "ts", 9, HOUR_MS)
+    assert [(s.series, s.reason) for s in skipped] == [("c", "too_short")]
