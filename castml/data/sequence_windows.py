@@ -157,25 +157,44 @@ def _windows(
 ) -> dict[str, npt.NDArray[Any]]:
     """The window columns, `window_names(spec)` in order, from `base` (each feature's
     column of `frame`, in the form the lags should copy)."""
+    index, extras = lag_index(frame, spec)
+    columns = dict(base)
+    for lag in range(1, index.shape[1] + 1):
+        at = index[:, lag - 1]
+        for name, values in base.items():
+            columns[lag_name(name, lag)] = _gather(values, at)
+        for name in lag_extras(spec, lag):
+            columns[name] = extras[name]
+    return columns
+
+
+def lag_index(
+    frame: pd.DataFrame, spec: ProjectSpec
+) -> tuple[npt.NDArray[np.intp], dict[str, npt.NDArray[np.float64]]]:
+    """(`[N, k]`: the row of each row's lag 1..k in its stream, -1 if none; each lag's
+    extras (`lag_extras`: label, presence, age) as float columns)."""
     seq = _sequence(spec)
     order, unit = order_values(frame, spec)
     index = predecessors([np.asarray(frame[k].to_numpy()) for k in seq.keys], order, seq.length)
-    columns = dict(base)
     target = (
         np.asarray(frame[spec.target].to_numpy(), dtype=np.float64)
         if spec.target in frame.columns
         else None
     )
+    extras: dict[str, npt.NDArray[np.float64]] = {}
     for lag in range(1, seq.length + 1):
         at = index[:, lag - 1]
-        for name, values in base.items():
-            columns[lag_name(name, lag)] = _gather(values, at)
         label, present, age = lag_extras(spec, lag)
-        columns[label] = _gather(target, at) if target is not None else np.full(len(frame), np.nan)
-        columns[present] = (at >= 0).astype(np.float64)
+        extras[label] = _gather(target, at) if target is not None else np.full(len(frame), np.nan)
+        extras[present] = (at >= 0).astype(np.float64)
         gap = (order - order[np.maximum(at, 0)]) / unit
-        columns[age] = np.where(at >= 0, np.maximum(gap, 0.0), np.nan)
-    return columns
+        extras[age] = np.where(at >= 0, np.maximum(gap, 0.0), np.nan)
+    return index, extras
+
+
+def absent_value(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """One element: what a lag the stream lacks holds in a copy of `values` (`_gather`)."""
+    return _gather(values, np.full(1, -1, dtype=np.intp))
 
 
 def windowed_frame(frame: pd.DataFrame, spec: ProjectSpec) -> pd.DataFrame:
@@ -223,12 +242,22 @@ def window_columns(frame: pd.DataFrame, spec: ProjectSpec) -> dict[str, npt.NDAr
     encoder does not turn k + 1 object columns into text one element at a time. A frame
     windowed upstream (`with_windows`) gives its own columns.
     """
-    names = window_names(spec)
-    if set(names) <= set(frame.columns):
+    if is_windowed(frame, spec):
         categorical = {f.name for f in flattened_spec(spec).features if f.dtype == "categorical"}
-        return {name: _encoder_input(frame, name, name in categorical) for name in names}
-    base = {f.name: _encoder_input(frame, f.name, f.dtype == "categorical") for f in spec.features}
-    return _windows(frame, spec, base)
+        return {
+            name: _encoder_input(frame, name, name in categorical) for name in window_names(spec)
+        }
+    return _windows(frame, spec, base_columns(frame, spec))
+
+
+def is_windowed(frame: pd.DataFrame, spec: ProjectSpec) -> bool:
+    """Whether `frame` holds every window column already (windowed upstream)."""
+    return set(window_names(spec)) <= set(frame.columns)
+
+
+def base_columns(frame: pd.DataFrame, spec: ProjectSpec) -> dict[str, npt.NDArray[Any]]:
+    """The current row's features as the encoder reads them, which the lags copy."""
+    return {f.name: _encoder_input(frame, f.name, f.dtype == "categorical") for f in spec.features}
 
 
 def sequence_view(spec: ProjectSpec, frame: pd.DataFrame) -> tuple[ProjectSpec, pd.DataFrame]:
