@@ -1,7 +1,8 @@
 """The `lstm_seq` family (issue 15 §6): training throughput, served latency, quality.
 
 - Training throughput, rows x epochs per second, through the pipeline's own train step
-  (`castml.workflow.train_step`: windows, encoding, the network, the current-row
+  (`castml.workflow.train_step` on the parts of the pipeline's own split step, which carry
+  every row's window: encoding, the network, the current-row
   baselines, export) against the same `TabularSeqModel` trained by a bare PyTorch loop on
   the same (already expanded) tensors: the same epochs (those the pipeline ran: it may
   stop early), batch size, optimiser (Adam with the same weight decay; the pipeline runs
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ROWS = 60_000
 TRAIN_TARGET = 0.8
@@ -106,7 +108,7 @@ def run(rows: int = ROWS) -> dict[str, Any]:
     from castml.models.train import model_input
     from castml.runtime.loaded_model import load_model
     from castml.spec import load_spec
-    from castml.workflow import _split, train_step
+    from castml.workflow import _split, split_step, train_step
     from tests.support.lstm_seq_store import v2_inputs, window_rows
 
     body = load_spec("ctr").model_dump(mode="json", by_alias=True)
@@ -120,9 +122,12 @@ def run(rows: int = ROWS) -> dict[str, Any]:
         spec_path.write_text(yaml.safe_dump(body, sort_keys=False))
         spec = load_spec(str(spec_path))
         frame = validated(load_dataset(spec), spec)
-        train, validation, test = _split(frame, spec)
-        for name, part in (("train", train), ("validation", validation)):
-            part.reset_index(drop=True).to_parquet(root / f"{name}.parquet", index=False)
+        # The pipeline's own split step: its parts carry every row's window, built over
+        # the whole set before the cut (what train_step reads in a real run).
+        frame.to_parquet(root / "data.parquet", index=False)
+        paths = [root / f"{name}.parquet" for name in ("train", "validation", "test")]
+        split_step(str(spec_path), root / "data.parquet", paths[0], paths[1], paths[2])
+        train, validation, test = (pd.read_parquet(path) for path in paths)
         p = spec.model.resolved()["lstm_seq"]
 
         # Torch's first training steps pay a one-off start-up (about 2 s here), and the
@@ -173,7 +178,8 @@ def run(rows: int = ROWS) -> dict[str, Any]:
 
         store = root / "store"
         (store / "aliases.json").write_text(json.dumps({"champion": "1"}))
-        flat, window = window_rows(test.iloc[:2000])
+        _, _, raw_test = _split(frame, spec)  # the same rows, as a client sends them
+        flat, window = window_rows(raw_test.iloc[:2000])
         row = window.iloc[[len(window) - 1]]  # a late row: its stream has a full window
         model = load_model(store / "1" / "model")
         raw = model_input(row, flat)
