@@ -297,17 +297,13 @@ def _merge(held: _Held, kept: Kept, new: list[tuple[str, date]]) -> _Held:
         add_values = {name: v[take] for name, v in add_values.items()}
         old_keys, old_ids, old_received = old_keys[keep], old_ids[keep], old_received[keep]
         old_values = {name: v[keep] for name, v in old_values.items()}
-    # The merged order: each new row goes before the first old row of a greater key; one
-    # mask for every column (np.insert would rebuild it a column).
-    to_new = np.searchsorted(old_keys, add_keys) + np.arange(len(add_keys))
-    from_old = np.ones(len(old_keys) + len(add_keys), dtype=bool)
-    from_old[to_new] = False
+    # The merged order: each new row goes before the first old row of a greater key (new
+    # rows of one place keep their order). np.insert copies the runs between the places
+    # whole: half the time of scattering through a mask at 69,000 rows.
+    before = np.searchsorted(old_keys, add_keys)
 
     def merged(old_side: np.ndarray, new_side: np.ndarray) -> np.ndarray:
-        out = np.empty(len(from_old), dtype=old_side.dtype)
-        out[from_old] = old_side
-        out[to_new] = new_side
-        return out
+        return np.insert(old_side, before, new_side)
 
     keys = merged(old_keys, add_keys)
     observed = Observed(  # a row replaced is of the same series: no name goes
