@@ -175,7 +175,7 @@ def run() -> dict[str, Any]:
         result = job.run()  # warm-up: loads the model, the holiday calendar
         version, model = job.model("champion")
         columns = [model.time_column, model.target, *model.exogenous]
-        observed = read_recent(
+        query = (
             settings.logs_dir,
             "bikeshare",
             settings.forecast_lookback_days,
@@ -183,17 +183,11 @@ def run() -> dict[str, Any]:
             model.history_rows,
             3_600_000,
         )
+        observed = read_recent(*query)
         found, _ = window_batch(observed, model.time_column, model.history_rows, 3_600_000)
         design = _design(model, found)  # the job's design matrix: the bare call's input
         tail = ObservationTail()
-        tail.read(
-            settings.logs_dir,
-            "bikeshare",
-            settings.forecast_lookback_days,
-            columns,
-            model.history_rows,
-            3_600_000,
-        )
+        tail.read(*query)
         cells = len(result.table)
         job_s, bare_s, many_s = [], [], []
         stages: dict[str, list[float]] = {}

@@ -12,6 +12,7 @@ with Retry-After at the read endpoint, a non-zero exit of the job.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -23,6 +24,7 @@ from serving.forecast_history import WindowBatch
 from serving.forecast_local import LocalReads
 from serving.forecast_realised import Realised, error_sums, realise, waiting_commands
 from serving.forecast_resp import (
+    RedisTarget,
     Reply,
     RespClient,
     RespError,
@@ -32,6 +34,8 @@ from serving.forecast_resp import (
 )
 from serving.forecast_table import ForecastTable
 from serving.settings import ForecastSettings
+
+Lean = TypeVar("Lean", bound=RedisTarget)
 
 
 class CacheUnavailableError(UnavailableError):
@@ -110,7 +114,7 @@ class ForecastCache:
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_timeout_s,
         )
-        link = lean_link(settings) if lean else None
+        link = lean_target_of(settings, RespLink) if lean else None
         self.link: RespLink | RedisPyLink = link or RedisPyLink(self.client)
 
     def _request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
@@ -152,33 +156,16 @@ class ForecastCache:
         self.client.close()
 
 
-def _credentials(settings: ForecastSettings) -> tuple[str, int, int, str | None, str | None] | None:
-    """host, port, db, username and password of a plain `redis://` URL; None otherwise."""
+def lean_target_of(settings: ForecastSettings, kind: type[Lean]) -> Lean | None:
+    """`kind` (RespLink, RespClient) for a plain `redis://` URL; None for anything else
+    (TLS, a Unix socket: redis-py's clients then)."""
     target = lean_target(settings.redis_url)
     if target is None:
         return None
     host, port, db, username = target
     in_url = urlsplit(settings.redis_url).password
     password = settings.redis_password or (unquote(in_url) if in_url else None)
-    return host, port, db, username, password
-
-
-def lean_link(settings: ForecastSettings) -> RespLink | None:
-    """The job's own link for a plain `redis://` URL (serving.forecast_resp)."""
-    found = _credentials(settings)
-    if found is None:
-        return None
-    host, port, db, username, password = found
-    return RespLink(host, port, password, db, settings.redis_timeout_s, username)
-
-
-def lean_client(settings: ForecastSettings) -> RespClient | None:
-    """The hot path's own client for a plain `redis://` URL (serving.forecast_resp)."""
-    found = _credentials(settings)
-    if found is None:
-        return None
-    host, port, db, username, password = found
-    return RespClient(host, port, password, db, settings.redis_timeout_s, username)
+    return kind(host, port, password, db, settings.redis_timeout_s, username)
 
 
 class AsyncForecastCache:
@@ -194,7 +181,7 @@ class AsyncForecastCache:
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_timeout_s,
         )
-        self.lean = lean_client(settings)
+        self.lean = lean_target_of(settings, RespClient)
         self.reads = LocalReads(self.lean) if self.lean is not None else None
 
     async def get(self, key: str) -> bytes | None:

@@ -168,19 +168,9 @@ class RedisTarget:
 class RespClient(RedisTarget):
     """GET and MGET over one pipelined connection, (re)connected on first use."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        password: str | None,
-        db: int = 0,
-        timeout_s: float = 1.0,
-        username: str | None = None,
-    ) -> None:
-        super().__init__(host, port, password, db, timeout_s, username)
-        self.on_lost: Callable[[], None] | None = None  # when the command connection closes
-        self._protocol: RespConnection | None = None
-        self._connecting: asyncio.Lock | None = None
+    on_lost: Callable[[], None] | None = None  # called when the command connection closes
+    _protocol: RespConnection | None = None
+    _connecting: asyncio.Lock | None = None
 
     async def connection(self) -> RespConnection:
         """The connection commands go on, connected (again) if need be."""
