@@ -13,6 +13,7 @@ from typing import Any
 
 from castml.protocol.v2_tensors import (
     BINARY_HEADER,
+    lone_columns,
     output_json,
     requested_outputs,
     tensors_from_json,
@@ -52,8 +53,16 @@ class RestPredictor:
             binary = memoryview(body)[int(json_length) :]
             request.body = body[: int(json_length)]
         payload = request.json()
-        tensors = tensors_from_json(payload, binary, served.typed)
-        x = core.matrix(served, tensors)
+        # A typed version's one-row request (a window spec's ~100 one-value tensors) goes
+        # straight to columns; anything else, and every refusal, through the tensors.
+        columns = None
+        if served.typed and binary is None:
+            columns = lone_columns(payload, served.feature_names, core.max_rows)
+        if columns is not None:
+            x = core.encoded(served, columns)
+        else:
+            tensors = tensors_from_json(payload, binary, served.typed)
+            x = core.matrix(served, tensors)
         wanted = requested_outputs(payload, served.outputs)
         given = payload.get("id") or request.headers.get("x-request-id")
         inference = await core.infer(served, x, wanted, str(given) if given else None, started)
@@ -72,6 +81,7 @@ class RestPredictor:
                 (b"x-request-id", encode_header(inference.request_id)),
             ],
         )
+        # binary: the request took the tensors path above
         logged = request.body if binary is None else core.logged_request(served, tensors)
         core.answered(inference, encoding, logged, response.body)
         return response

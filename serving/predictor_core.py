@@ -14,7 +14,7 @@ parameter and the payload log. Both run on one event loop (gRPC is a `grpc.aio` 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +162,10 @@ class PredictorCore:
             raise BadRequestError("the request has no inputs")
         if not served.typed:  # the all-float hot path (`make bench`): nothing added here
             return features_matrix(tensors, served.feature_names, self.max_rows)
-        columns = feature_columns(tensors, served.feature_names, self.max_rows)
+        return self.encoded(served, feature_columns(tensors, served.feature_names, self.max_rows))
+
+    def encoded(self, served: ServedModel, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """A typed version's `[N, F]` float32 input: its own encoder over raw columns."""
         try:
             return served.encoding.encode(columns, np.float32)  # type: ignore[union-attr]
         except EncodingError as exc:

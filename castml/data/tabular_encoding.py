@@ -124,6 +124,19 @@ class FeatureEncoding:
 
 
 @dataclass(frozen=True)
+class _VocabularyGroup:
+    """Categorical features with one vocabulary (so one code table): `feature` is any one."""
+
+    feature: FeatureEncoding
+    index: npt.NDArray[np.intp]
+    members: tuple[int, ...]
+
+
+# `encode`'s matrix (numbers unchecked), its raw columns, and the columns left to convert.
+_Filled = tuple[npt.NDArray[np.float64], list[npt.NDArray[Any]], list[int]]
+
+
+@dataclass(frozen=True)
 class EncodingState:
     """Everything `encode` needs, learned by `fit`; one `FeatureEncoding` per feature, in order."""
 
@@ -133,11 +146,32 @@ class EncodingState:
     _numeric: npt.NDArray[np.intp] = field(init=False, repr=False, compare=False)
     _integral: npt.NDArray[np.bool_] = field(init=False, repr=False, compare=False)
 
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _numeric_list: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _groups: tuple[_VocabularyGroup, ...] = field(init=False, repr=False, compare=False)
+    _others: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         numeric = [i for i, f in enumerate(self.features) if f.dtype in {"float", "int"}]
         integral = [self.features[i].dtype == "int" for i in numeric]
         object.__setattr__(self, "_numeric", np.asarray(numeric, dtype=np.intp))
         object.__setattr__(self, "_integral", np.asarray(integral, dtype=bool))
+        object.__setattr__(self, "_names", tuple(f.name for f in self.features))
+        object.__setattr__(self, "_numeric_list", tuple(numeric))
+        # Categoricals that share a vocabulary share its codes too (a window's lags of one
+        # feature): `encode` looks them up in one call per group.
+        members: dict[tuple[str, ...], list[int]] = {}
+        for index, feature in enumerate(self.features):
+            if feature.dtype == "categorical" and feature.vocabulary:
+                members.setdefault(feature.vocabulary, []).append(index)
+        groups = tuple(
+            _VocabularyGroup(self.features[m[0]], np.asarray(m, dtype=np.intp), tuple(m))
+            for m in members.values()
+        )
+        grouped = {i for g in groups for i in g.members} | set(numeric)
+        others = tuple(i for i in range(len(self.features)) if i not in grouped)
+        object.__setattr__(self, "_groups", groups)
+        object.__setattr__(self, "_others", others)
 
     @property
     def names(self) -> list[str]:
@@ -178,26 +212,14 @@ class EncodingState:
         """The `[rows, features + derived]` design matrix of `columns` (name -> raw values).
 
         Hand-built fast path (`make bench`): clean numbers are copied in and checked as one
-        block, and text categoricals found by one `searchsorted` each; only a column with
-        something to report, fill or convert takes the general per-column path.
+        block, and text categoricals found by one `searchsorted` per shared vocabulary; only
+        a column with something to report, fill or convert takes the general per-column
+        path. Columns of unequal or odd shapes (or missing ones) skip the grouped reading
+        and take the per-column one, which names the problem.
         """
-        raws = self._raw_columns(columns)
-        rows = len(raws[0]) if raws else 0
+        grouped = self._grouped(columns)
+        out, raws, general = grouped if grouped is not None else self._by_column(columns)
         width = len(self.features)
-        out = np.zeros((rows, width + len(self.derived)), dtype=np.float64)
-        general: list[int] = []
-        for index, (feature, raw) in enumerate(zip(self.features, raws, strict=True)):
-            kind = raw.dtype.kind
-            if feature.dtype in {"float", "int"} and kind in "iuf":
-                out[:, index] = raw  # checked below, with the other numbers at once
-            elif feature.dtype == "categorical" and kind == "U":
-                codes, known = feature.codes(raw)
-                if known.all():
-                    out[:, index] = codes
-                else:
-                    general.append(index)
-            else:
-                general.append(index)
         if self._numeric.size:
             block = out[:, self._numeric]
             suspect = np.asarray(~np.isfinite(block).all(axis=0), dtype=bool)
@@ -207,7 +229,8 @@ class EncodingState:
             general += self._numeric[suspect].tolist()
         problems: list[EncodingProblem] = []
         for index in sorted(set(general)):  # a number column may be listed twice
-            out[:, index] = _encode_column(self.features[index], raws[index], problems)
+            raw = np.asarray(raws[index])
+            out[:, index] = _encode_column(self.features[index], raw, problems)
         if problems:
             raise EncodingError(problems)
         for offset, part in enumerate(self.derived):
@@ -215,6 +238,75 @@ class EncodingState:
             source = out[:, self.names.index(part.source)]
             out[:, width + offset] = calendar_part(source, part)
         return out if dtype is np.float64 else out.astype(dtype)
+
+    def _by_column(self, columns: Mapping[str, npt.NDArray[Any]]) -> _Filled:
+        """The design matrix column by column (numbers not yet checked), and what is left
+        for `_encode_column`: the reading for any shape of input."""
+        raws = self._raw_columns(columns)
+        rows = len(raws[0]) if raws else 0
+        out = np.zeros((rows, len(self.features) + len(self.derived)), dtype=np.float64)
+        general: list[int] = []
+        for index, (feature, raw) in enumerate(zip(self.features, raws, strict=True)):
+            if not _fast_column(feature, raw, out, index):
+                general.append(index)
+        return out, raws, general
+
+    def _grouped(self, columns: Mapping[str, npt.NDArray[Any]]) -> _Filled | None:
+        """`_by_column`'s result in a few numpy calls: each vocabulary group's text stacked
+        and looked up at once, the numbers stacked and copied in as one block (a call per
+        column costs ~1 us, and a window spec has ~100 columns). None when the columns are
+        not all present numpy arrays, 1-D and of one length: `_by_column` then reads them
+        (and says what is wrong)."""
+        try:
+            raws: list[Any] = [columns[name] for name in self._names]
+            text_kinds = [{raws[i].dtype.kind for i in g.members} for g in self._groups]
+            number_kinds = {raws[i].dtype.kind for i in self._numeric_list}
+        except (KeyError, AttributeError):  # a column missing, or not an array
+            return None
+        # np.array stacks in C (np.stack is ~4x slower), but it would turn a number among
+        # text into text, or a bool among numbers into a number: only columns of the one
+        # right kind are stacked; the others are read by their own rule (`_fast_column`).
+        alone: list[int] = []
+        texts: list[npt.NDArray[np.str_] | None] = []
+        block = None
+        try:
+            for group, kinds in zip(self._groups, text_kinds, strict=True):
+                if kinds == {"U"}:
+                    texts.append(np.array([raws[i] for i in group.members]))
+                else:  # a null (object) or a number among them
+                    texts.append(None)
+                    alone += group.members
+            if number_kinds <= set("iuf"):
+                block = np.array([raws[i] for i in self._numeric_list])  # [numbers, rows]
+            else:
+                alone += self._numeric_list
+        except ValueError:  # columns of unequal shapes
+            return None
+        shapes = {t.shape[1:] for t in texts if t is not None}
+        if block is not None and self._numeric_list:
+            shapes.add(block.shape[1:])
+        for index in (*alone, *self._others):
+            raws[index] = np.asarray(raws[index])
+            shapes.add(raws[index].shape)
+        if len(shapes) != 1 or len(one := shapes.pop()) != 1:
+            return None  # not all 1-D, of one length
+        out = np.zeros((one[0], len(self.features) + len(self.derived)), dtype=np.float64)
+        general: list[int] = list(self._others)  # bool, datetime: always converted
+        for group, text in zip(self._groups, texts, strict=True):
+            if text is None:
+                continue
+            feature = group.feature
+            position = feature._search.searchsorted(text)  # [members, rows]
+            out[:, group.index] = feature._codes[position].T
+            known = (feature._sorted[position] == text).all(axis=1)
+            if not known.all():
+                general += group.index[~known].tolist()
+        if block is not None and self._numeric_list:
+            out[:, self._numeric] = block.T  # `encode` checks it, as one block
+        for index in alone:
+            if not _fast_column(self.features[index], raws[index], out, index):
+                general.append(index)
+        return out, raws, general
 
     def _raw_columns(self, columns: Mapping[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
         absent = [f.name for f in self.features if f.name not in columns]
@@ -227,6 +319,23 @@ class EncodingState:
                 [EncodingProblem("*", f"features differ in length: {sorted(lengths)}", 0)]
             )
         return raws
+
+
+def _fast_column(
+    feature: FeatureEncoding, raw: npt.NDArray[Any], out: npt.NDArray[np.float64], index: int
+) -> bool:
+    """One clean column into `out[:, index]` (numbers: checked later, as a block); False
+    when it needs `_encode_column` (text to parse, an unknown category, a fill, a bool)."""
+    kind = raw.dtype.kind
+    if feature.dtype in {"float", "int"} and kind in "iuf":
+        out[:, index] = raw
+        return True
+    if feature.dtype == "categorical" and kind == "U":
+        codes, known = feature.codes(raw)
+        if known.all():
+            out[:, index] = codes
+            return True
+    return False
 
 
 def encode(

@@ -41,7 +41,9 @@ BINARY_HEADER = "inference-header-content-length"
 MAX_NAMED_CELLS = 100
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs ~0.4 us more (object.__setattr__ per
+# field), and a typed request builds ~100 of them. Nothing changes one after decoding.
+@dataclass(slots=True)
 class Tensor:
     name: str
     datatype: str
@@ -107,6 +109,7 @@ def _lone_rule(dtype: np.dtype[Any]) -> tuple[np.dtype[Any], tuple[type, ...], f
 
 
 _LONE = {datatype: _lone_rule(dtype) for datatype, dtype in NUMERIC.items()}
+ONE = (1,)  # the shape of a lone value's tensor
 
 
 def tensor_from_json(
@@ -220,19 +223,87 @@ def column_tensors(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     return tensors
 
 
-def tensors_from_json(
-    payload: Any, binary: memoryview | None = None, nulls: bool = False
-) -> list[Tensor]:
+def _lone_values(inputs: list[Any]) -> list[tuple[str, str, np.ndarray] | None]:
+    """Per input, `tensor_from_json`'s lone-value fast path in one loop: (name, datatype,
+    values) for shape exactly [1] and one string (BYTES) or one number that fits its type;
+    None for anything else, which the general decoder reads (and refuses by name).
+
+    A typed window request has ~100 such inputs: one loop without a call per input costs
+    half of what the calls and their checks did.
+    """
+    out: list[tuple[str, str, np.ndarray] | None] = []
+    append = out.append
+    for raw in inputs:
+        if type(raw) is dict:
+            name, shape, datatype, data = (
+                raw.get("name"),
+                raw.get("shape"),
+                raw.get("datatype"),
+                raw.get("data"),
+            )
+            if (
+                type(name) is str
+                and name
+                and type(data) is list
+                and len(data) == 1
+                and type(shape) is list
+                and len(shape) == 1
+                and type(shape[0]) is int
+                and shape[0] == 1
+                and type(datatype) is str
+            ):
+                value = data[0]
+                if datatype == BYTES and type(value) is str:
+                    append((name, BYTES, np.array(data)))
+                    continue
+                rule = _LONE.get(datatype)
+                if rule is not None and type(value) in rule[1] and rule[2] <= value <= rule[3]:
+                    append((name, datatype, np.array(data, rule[0])))
+                    continue
+        append(None)
+    return out
+
+
+def _inputs(payload: Any) -> list[Any]:
     if not isinstance(payload, dict):
         raise BadRequestError("a v2 request is a JSON object with an 'inputs' list")
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequestError("'inputs' must be a non-empty list of tensors")
-    tensors, offset = [], 0
-    for raw in inputs:
-        tensor, offset = tensor_from_json(raw, binary, offset, nulls)
-        tensors.append(tensor)
+    return inputs
+
+
+def tensors_from_json(
+    payload: Any, binary: memoryview | None = None, nulls: bool = False
+) -> list[Tensor]:
+    inputs = _inputs(payload)
+    tensors: list[Tensor] = []
+    offset = 0
+    for raw, lone in zip(inputs, _lone_values(inputs), strict=True):
+        if lone is not None:
+            tensors.append(Tensor(lone[0], lone[1], ONE, lone[2]))
+        else:
+            tensor, offset = tensor_from_json(raw, binary, offset, nulls)
+            tensors.append(tensor)
     return tensors
+
+
+def lone_columns(
+    payload: Any, features: Sequence[str], max_rows: int
+) -> dict[str, np.ndarray] | None:
+    """`feature_columns(tensors_from_json(payload), ...)` for the commonest typed request:
+    one row, one lone-value tensor per feature (a window spec: ~100), without building
+    the tensors. None when the request is anything else (or wrong): the two steps then
+    read it, and refuse it by name. The columns come in the request's order."""
+    if not isinstance(payload, dict) or max_rows < 1:
+        return None
+    inputs = payload.get("inputs")
+    if type(inputs) is not list or len(inputs) != len(features):
+        return None
+    columns = {one[0]: one[2] for one in _lone_values(inputs) if one is not None}
+    if len(columns) != len(inputs) or not all(f in columns for f in features):
+        return None  # an input that is not a lone value, a name twice, or not a feature
+    return columns
 
 
 def requested_outputs(payload: Mapping[str, Any], known: Sequence[str]) -> list[str]:
@@ -301,6 +372,8 @@ def _not_numeric(tensor: Tensor) -> BadRequestError:
 
 def _name_check(by_name: Mapping[str, Tensor], features: Sequence[str]) -> None:
     missing = [f for f in features if f not in by_name]
+    if not missing and len(by_name) == len(features):
+        return  # every feature, and as many names: none unknown (the common request)
     known = set(features)
     unknown = [n for n in by_name if n not in known]
     if missing or unknown:
@@ -338,7 +411,10 @@ def feature_columns(
             raise BadRequestError("input names must be unique")
         _name_check(by_name, features)
         rows = tensors[0].values.size
+        flat = (rows,)  # every decoder checks that a tensor holds as many values as its shape
         for t in tensors:
+            if t.shape == flat:
+                continue  # the common case, without the general test below (~100 inputs)
             if len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1) or t.values.size != rows:
                 raise BadRequestError(
                     f"input '{t.name}': per-feature tensors must all have shape [N] (or [N, 1]) "
