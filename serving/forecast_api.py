@@ -63,10 +63,13 @@ def query_horizon() -> int | None:
     raw = _query.get()
     if not raw:
         return None
-    values = parse_qs(raw.decode("latin-1")).get("horizon")
-    if not values:
-        return None
-    text = values[-1]
+    if raw.startswith(b"horizon=") and not raw.count(b"&") and not raw.count(b"%"):
+        text = raw[8:].decode("latin-1")  # the one plain parameter: no parse_qs
+    else:
+        values = parse_qs(raw.decode("latin-1")).get("horizon")
+        if not values:
+            return None
+        text = values[-1]
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 10_000:
         raise BadRequestError(f"horizon {text[:20]!r} is not a whole number of hours (1..10000)")
     return int(text)
@@ -93,10 +96,13 @@ def cached_epoch(text: str) -> float:
     return epoch_of(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def checked_record(raw: bytes) -> tuple[dict[str, Any], float]:
     """A cached record as the JSON object it is, and its `made_at` in epoch seconds;
     ValueError unless it is a whole record (`ForecastRecord.decode`'s checks, without
-    building the record: the endpoint answers its bytes as they are)."""
+    building the record: the endpoint answers its bytes as they are). Cached by the
+    bytes: a key answered from memory is the same record request after request (callers
+    only read the dict)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
