@@ -221,7 +221,10 @@ def _distinct_text(raw: npt.NDArray[Any]) -> Parsed | None:
     value present is a str (pandas hashes 1, 1.0 and True alike; their texts differ)."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(raw)  # None and NaN: code -1
+    try:
+        codes, uniques = pd.factorize(raw)  # None and NaN: code -1
+    except TypeError:  # an unhashable value (a list): read value by value
+        return None
     distinct = np.asarray(uniques, dtype=object)
     if not all(type(value) is str for value in distinct.tolist()):
         return None

@@ -17,7 +17,9 @@ def column(extra: object = None) -> np.ndarray:
     values[::83] = float("nan")
     values[7] = "한국어 범주"
     if extra is not None:
-        values[11] = extra
+        one = np.empty(1, dtype=object)
+        one[0] = extra  # a list stays one value
+        values[11:12] = one
     return values
 
 
