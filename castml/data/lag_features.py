@@ -272,13 +272,15 @@ def design_rows(
         out[:, index] = calendar_part(target_seconds, part)
     sources, source_of, columns, lags, from_target = plan._plain
     if len(columns):
-        # One gather for every plain lag at every horizon, from the sources stacked.
-        stack = np.stack([grid[name] for name in sources])
+        # Every plain lag at every horizon: a gather per column from its source's grid
+        # (stacking the sources first copied every grid whole: most of a job's features).
         back = lags[None, :] - np.where(from_target[None, :], horizons[:, None], 0)
         unknown = back < 0
-        values = stack[source_of[None, :], at[:, None] - np.where(unknown, 0, back)]
-        values[unknown] = np.nan
-        out[:, columns] = values
+        slots = at[:, None] - np.where(unknown, 0, back)
+        for j, column in enumerate(columns.tolist()):
+            values = grid[sources[source_of[j]]][slots[:, j]]
+            values[unknown[:, j]] = np.nan
+            out[:, column] = values
     first = 1 + len(plan.calendar)
     for index, feature in enumerate(plan.lags, start=first):
         if feature.window == 1:
