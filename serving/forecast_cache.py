@@ -22,7 +22,15 @@ from castml.protocol.forecast_record import ForecastRun, error_key, forecast_key
 from castml.web.errors import UnavailableError
 from serving.forecast_history import WindowBatch
 from serving.forecast_local import LocalReads
-from serving.forecast_realised import Realised, error_sums, realise, waiting_commands
+from serving.forecast_realised import (
+    Realised,
+    Waiting,
+    error_sums,
+    realise,
+    settle,
+    waiting_commands,
+    waiting_keys,
+)
 from serving.forecast_resp import (
     RedisTarget,
     Reply,
@@ -77,6 +85,7 @@ class RedisPyLink:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._sent = b""
 
     def request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
         pool = self.client.connection_pool
@@ -97,6 +106,16 @@ class RedisPyLink:
                 if isinstance(item, redis.RedisError):
                     raise RespError(f"Redis answered an error: {item}")
         return replies
+
+    def send(self, payload: bytes) -> None:
+        """Kept for `receive`: redis-py sends and reads in one go (no overlap here)."""
+        self._sent = payload
+
+    def receive(self, count: int, expect: bytes | None = None) -> list[Reply]:
+        payload, self._sent = self._sent, b""
+        if not payload:
+            raise RespError("no commands are waiting for their replies")
+        return self.request(payload, count, expect)
 
     def close(self) -> None:
         """Nothing of its own: the redis-py client holds the connections."""
@@ -125,7 +144,57 @@ class ForecastCache:
 
     def check(self) -> None:
         """Raises CacheUnavailableError unless Redis answers: the job checks before it scores."""
-        self._request(command_bytes(b"PING"), 1, b"+PONG\r\n")
+        self.check_send()
+        self.check_reply()
+
+    def check_send(self) -> None:
+        """`check`'s PING, sent now; `check_reply` reads its answer (the job reads its
+        observations meanwhile). A Redis that refuses the connection fails here."""
+        self._send(command_bytes(b"PING"))
+
+    def check_reply(self) -> None:
+        self._receive(1, b"+PONG\r\n")
+
+    def ask_waiting(self, project: str, windows: WindowBatch, horizons: Sequence[int]) -> Waiting:
+        """Sends the MGET of the forecasts waiting for these windows' hours; `realise_asked`
+        reads it once the run has scored (Redis answers while the boosters run)."""
+        waiting = waiting_keys(project, windows, horizons)
+        if waiting.keys:
+            self._send(waiting.command)
+        return waiting
+
+    def realise_asked(
+        self,
+        waiting: Waiting,
+        project: str,
+        windows: WindowBatch,
+        horizons: Sequence[int],
+        target: str,
+    ) -> list[Realised]:
+        """`realise`, from the MGET `ask_waiting` sent."""
+        blobs: list[Reply] = []
+        if waiting.keys:
+            (found,) = self._receive(1)
+            blobs = found if isinstance(found, list) else []
+        try:
+            return settle(self._request_raw, project, windows, horizons, target, waiting, blobs)
+        except RespError as exc:
+            raise _unavailable(self.settings, exc) from exc
+
+    def _request_raw(self, payload: bytes, count: int) -> list[Reply]:
+        return self.link.request(payload, count)
+
+    def _send(self, payload: bytes) -> None:
+        try:
+            self.link.send(payload)
+        except RespError as exc:
+            raise _unavailable(self.settings, exc) from exc
+
+    def _receive(self, count: int, expect: bytes | None = None) -> list[Reply]:
+        try:
+            return self.link.receive(count, expect)
+        except RespError as exc:
+            raise _unavailable(self.settings, exc) from exc
 
     def write(self, table: ForecastTable, run: ForecastRun, remember: bool = False) -> None:
         """Every cell (with its TTL) and the run summary, in one transaction; with

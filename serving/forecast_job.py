@@ -3,7 +3,8 @@
 One run (`castml forecast run`, `python -m serving forecast-job`, a CronJob; the embedded
 scheduler calls `ForecastJob.run` every few minutes):
 
-1. checks Redis first, so a run that cannot write scores nothing (`CacheUnavailableError`);
+1. checks Redis first, so a run that cannot write scores nothing (`CacheUnavailableError`;
+   the PING is answered while the observations are read);
 2. resolves `CASTML_FORECAST_MODEL_VERSION` (`champion`) to a number, once for the whole run,
    and fetches that version (digest-checked, cached: serving.registry_store); a version
    already loaded by an earlier run of the same process is reused. A promotion is
@@ -17,7 +18,8 @@ scheduler calls `ForecastJob.run` every few minutes):
 4. scores every complete window in one `forecast_grid` call (all horizons at once: the
    same rows and forecasts as `forecast_many` on each window);
 5. matches the forecasts still waiting for their target hour with what is observed now
-   (realised error per horizon: serving.forecast_realised);
+   (realised error per horizon: serving.forecast_realised; asked for before scoring,
+   read after);
 6. writes every forecast, the run summary and the forecasts' place in the realised-error
    logs in one MULTI/EXEC transaction, with the TTL.
 
@@ -192,7 +194,9 @@ class ForecastJob:
     def _run(self, now: float | None) -> RunResult:
         assert self.cache is not None
         started = time.perf_counter()
-        self.cache.check()  # before anything is scored: a run that cannot write fails first
+        # A PING now, its answer read before anything is scored (a run that cannot write
+        # fails first), the observations read meanwhile.
+        self.cache.check_send()
         version, model = self.model(self.settings.forecast_model_version)
         columns = [model.time_column, model.target, *model.exogenous]
         only = set(self.settings.forecast_series) or None
@@ -220,6 +224,11 @@ class ForecastJob:
                 f"no observations of {self.project} under {self.settings.logs_dir} "
                 f"in the latest {self.settings.forecast_lookback_days} days"
             )
+        self.cache.check_reply()
+        # The forecasts waiting for these windows' hours are asked for now and read once
+        # the boosters have run: Redis answers meanwhile.
+        windows = found
+        waiting = self.cache.ask_waiting(self.project, windows, model.horizons)
         found, values, refused = score_safely(model, found)
         skipped += refused
         made_at = time.time() if now is None else now
@@ -242,7 +251,9 @@ class ForecastJob:
             round(time.perf_counter() - started, 4),
         )
         # Observations are the earlier forecasts' delayed labels: match them first.
-        realised = self.cache.realise(self.project, found, run.horizons, model.target)
+        realised = self.cache.realise_asked(
+            waiting, self.project, windows, run.horizons, model.target
+        )
         self.cache.write(table, run, remember=True)  # cells, summary and logs: one transaction
         return RunResult(run, table, skipped, realised)
 

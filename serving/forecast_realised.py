@@ -93,6 +93,28 @@ def due_targets(windows: WindowBatch) -> list[int]:
     return sorted(out)
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """The log keys a run asked Redis for (`waiting_keys`), whose replies it reads later."""
+
+    due: list[tuple[int, int]]  # (horizon, target epoch seconds) of each key
+    keys: list[bytes]
+
+    @property
+    def command(self) -> bytes:
+        return command_bytes(b"MGET", *self.keys)
+
+
+def waiting_keys(project: str, windows: WindowBatch, horizons: Sequence[int]) -> Waiting:
+    """Every log key whose forecasts the windows can match now (or find unobservable)."""
+    if not len(windows):
+        return Waiting([], [])
+    targets = due_targets(windows)
+    due = [(h, t) for h in horizons for t in targets]
+    prefix = log_key(project, 0, 0)[: -len("0:0")].encode()  # b"forecast-log:<project>:"
+    return Waiting(due, [prefix + b"%d:%d" % pair for pair in due])
+
+
 def realise(
     request: Request,
     project: str,
@@ -101,21 +123,37 @@ def realise(
     target: str,
 ) -> list[Realised]:
     """Match waiting forecasts with the windows' observations; add their errors to the sums."""
+    waiting = waiting_keys(project, windows, horizons)
+    blobs: list[Reply] = []
+    if waiting.keys:
+        (found,) = request(waiting.command, 1)
+        assert isinstance(found, list)
+        blobs = found
+    return settle(request, project, windows, horizons, target, waiting, blobs)
+
+
+def settle(
+    request: Request,
+    project: str,
+    windows: WindowBatch,
+    horizons: Sequence[int],
+    target: str,
+    waiting: Waiting,
+    blobs: Sequence[Reply],
+) -> list[Realised]:
+    """The matches of the waiting forecasts read (`blobs`, the MGET of `waiting.keys`):
+    errors added to the sums, the keys done deleted, the keys partly done rewritten."""
     if not len(windows):
         return [Realised(h, 0, 0.0, 0.0) for h in horizons]
-    targets = due_targets(windows)
-    due = [(h, t) for h in horizons for t in targets]
-    prefix = log_key(project, 0, 0)[: -len("0:0")].encode()  # b"forecast-log:<project>:"
-    keys = [prefix + b"%d:%d" % pair for pair in due]
-    (blobs,) = request(command_bytes(b"MGET", *keys), 1)
-    assert isinstance(blobs, list)
     matcher = _Matcher(windows, target)
     sums = {h: [0.0, 0.0, 0.0] for h in horizons}  # matched, absolute and squared errors
     updates: list[bytes] = []
-    for (horizon, at), key, blob in zip(due, keys, blobs, strict=True):
+    for (horizon, at), key, blob in zip(waiting.due, waiting.keys, blobs, strict=True):
         if blob is None:
             continue
         try:
+            if not isinstance(blob, bytes):
+                raise TypeError(type(blob).__name__)
             body = orjson.loads(blob)
             names = [str(name) for name in body["series"]]
             values = np.asarray(body["values"], dtype=np.float64)

@@ -253,6 +253,7 @@ class RespLink(RedisTarget):
     """
 
     _sock: socket.socket | None = None
+    _unread = False  # commands sent whose replies are not read yet
 
     def _connect(self) -> socket.socket:
         try:
@@ -273,19 +274,46 @@ class RespLink(RedisTarget):
 
     def request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
         """The replies of the `count` commands in `payload`; [] when they are `expect`."""
+        self.send(payload)
+        return self.receive(count, expect)
+
+    def send(self, payload: bytes) -> None:
+        """Sends commands whose replies `receive` reads later: the job scores meanwhile.
+
+        A send while replies are still unread (a run that failed between the two) starts
+        a fresh connection: those replies would answer the wrong commands."""
+        if self._unread:
+            self.close()
         sock = self._sock or self._connect()
         try:
-            return self._exchange(sock, payload, count, expect)
+            sock.sendall(payload)
+        except OSError as exc:
+            self.close()
+            raise RespError(f"Redis did not take the commands: {type(exc).__name__}") from exc
+        self._unread = True
+
+    def receive(self, count: int, expect: bytes | None = None) -> list[Reply]:
+        """The replies of the `count` commands sent last; [] when they are `expect`."""
+        if self._sock is None or not self._unread:
+            raise RespError("no commands are waiting for their replies")
+        try:
+            replies = self._replies(self._sock, count, expect)
         except RespError:
             raise
-        except (OSError, ValueError) as exc:  # refused, reset, timed out; an unreadable reply
+        except (OSError, ValueError) as exc:  # reset, timed out; an unreadable reply
             self.close()
             raise RespError(f"Redis did not answer: {type(exc).__name__}") from exc
+        finally:
+            self._unread = False
+        return replies
 
     def _exchange(
         self, sock: socket.socket, payload: bytes, count: int, expect: bytes | None
     ) -> list[Reply]:
         sock.sendall(payload)
+        return self._replies(sock, count, expect)
+
+    def _replies(self, sock: socket.socket, count: int, expect: bytes | None) -> list[Reply]:
         buffer = bytearray()
         if expect is not None:
             while len(buffer) < len(expect) and expect.startswith(buffer):
@@ -318,6 +346,7 @@ class RespLink(RedisTarget):
         return chunk
 
     def close(self) -> None:
+        self._unread = False
         if self._sock is not None:
             self._sock.close()
             self._sock = None

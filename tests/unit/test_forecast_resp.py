@@ -102,3 +102,20 @@ def test_the_jobs_link_sends_many_commands_and_checks_their_replies(tmp_path: Pa
         with pytest.raises(RespError, match="cannot connect"):
             link.request(command_bytes(b"PING"), 1)
         link.close()
+
+
+def test_replies_read_later_and_a_send_whose_replies_were_never_read(tmp_path: Path) -> None:
+    """RespLink.send/receive: the job scores between them; a run that fails between the
+    two leaves replies unread, and the next send starts a fresh connection in step."""
+    with redis_server(tmp_path / "redis") as server:
+        client_of(server).set("k", b"v")
+        link = RespLink(server.host, server.port, server.password, timeout_s=2)
+        link.send(command_bytes(b"GET", b"k"))
+        assert link.receive(1) == [b"v"]
+        link.send(command_bytes(b"PING"))  # never read
+        link.send(command_bytes(b"GET", b"k"))
+        assert link.receive(1) == [b"v"]
+        with pytest.raises(RespError, match="no commands"):
+            link.receive(1)
+        assert link.request(command_bytes(b"PING"), 1, b"+PONG\r\n") == []
+        link.close()
