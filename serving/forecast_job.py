@@ -12,7 +12,9 @@ scheduler calls `ForecastJob.run` every few minutes):
 3. reads the observation partitions the windows need and lays one window per series on
    its hourly grid, all series at once in numpy (serving.forecast_history); a process
    that runs the job again (the embedded scheduler) keeps the rows it read and reads only
-   the files written since (serving.forecast_tail); a series
+   the files written since (serving.forecast_tail), and when those files only bring the
+   next hours of the last run's windows, it shifts those windows instead of reading at all
+   (serving.forecast_windows_kept); a series
    with too short or gappy a history is skipped, logged with its reason and counted in
    `castml_forecast_series_skipped`;
 4. scores every complete window in one `forecast_grid` call (all horizons at once: the
@@ -61,6 +63,7 @@ from serving.forecast_metrics import write_job_metrics
 from serving.forecast_realised import Realised
 from serving.forecast_table import ForecastTable
 from serving.forecast_tail import ObservationTail
+from serving.forecast_windows_kept import KeptWindows
 from serving.registry_store import MODEL_SUBDIR, RegistryStore, RegistryUnavailableError
 from serving.settings import ForecastSettings
 from serving.version_store import LocalStore, VersionSource
@@ -149,6 +152,8 @@ class ForecastJob:
     _models: dict[str, ForecastModelLike] = field(default_factory=dict)
     # The observations read by earlier runs of this process: a run reads the new files only.
     _tail: ObservationTail = field(default_factory=ObservationTail)
+    # The last run's windows, when dense: a run that finds only their next hours skips both.
+    _kept: KeptWindows = field(default_factory=KeptWindows)
 
     def __post_init__(self) -> None:
         self.source = self.source or model_source(self.settings)
@@ -203,18 +208,16 @@ class ForecastJob:
         plan = getattr(model, "plan", None)  # castml.data.lag_features.LagPlan
         max_gap = int(getattr(plan, "max_gap", 0))
         step_ms = int(getattr(plan, "step_seconds", 3600)) * 1000
-        observed = self._tail.read(
-            self.settings.logs_dir,
-            self.project,
-            self.settings.forecast_lookback_days,
-            columns,
-            model.history_rows,
-            step_ms,
-            only,
-        )
-        found, skipped = window_batch(
-            observed, model.time_column, model.history_rows, step_ms, only, max_gap
-        )
+        query = (self.settings.logs_dir, self.project, self.settings.forecast_lookback_days)
+        kept = self._kept.windows(*query, columns, model.history_rows, step_ms, only, max_gap)
+        if kept is not None:  # the last run's windows and the new hours: the same batch
+            found, skipped = kept
+        else:
+            observed = self._tail.read(*query, columns, model.history_rows, step_ms, only)
+            found, skipped = window_batch(
+                observed, model.time_column, model.history_rows, step_ms, only, max_gap
+            )
+            self._kept.keep(found, skipped)
         for skip in skipped:
             log.warning(
                 "forecast job: series %s skipped (%s): %s", skip.series, skip.reason, skip.detail
