@@ -347,8 +347,12 @@ def _read_table(
     # grouping use int codes, not strings (a string sort was a quarter of a run). One file
     # at a time on this thread: pyarrow's dataset read on its thread pool took 3x as long
     # on a busy 2-core machine (17 ms against 5 ms for 9 days of 400 series).
+    # pre_buffer off: coalesced read-ahead pays for itself on object stores, not on a
+    # local disk (0.53 -> 0.38 ms for a one-hour file; 21 -> 17 ms for 25 days).
     tables = [
-        pq.ParquetFile(f, read_dictionary=[SERIES_COLUMN]).read(wanted, use_threads=False)
+        pq.ParquetFile(f, read_dictionary=[SERIES_COLUMN], pre_buffer=False).read(
+            wanted, use_threads=False
+        )
         for f in files
     ]
     if counts is not None:
