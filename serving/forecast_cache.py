@@ -87,7 +87,9 @@ class RedisPyLink:
         self.client = client
         self._sent = b""
 
-    def request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
+    def request(
+        self, payload: bytes, count: int, expect: bytes | None = None, expected: int | None = None
+    ) -> list[Reply]:
         pool = self.client.connection_pool
         try:
             connection = pool.get_connection()
@@ -105,7 +107,7 @@ class RedisPyLink:
             for item in reply if isinstance(reply, list) else [reply]:
                 if isinstance(item, redis.RedisError):
                     raise RespError(f"Redis answered an error: {item}")
-        return replies
+        return replies if expected is None else replies[expected:]
 
     def send(self, payload: bytes) -> None:
         """Kept for `receive`: redis-py sends and reads in one go (no overlap here)."""
@@ -136,9 +138,11 @@ class ForecastCache:
         link = lean_target_of(settings, RespLink) if lean else None
         self.link: RespLink | RedisPyLink = link or RedisPyLink(self.client)
 
-    def _request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
+    def _request(
+        self, payload: bytes, count: int, expect: bytes | None = None, expected: int | None = None
+    ) -> list[Reply]:
         try:
-            return self.link.request(payload, count, expect)
+            return self.link.request(payload, count, expect, expected)
         except RespError as exc:
             raise _unavailable(self.settings, exc) from exc
 
@@ -170,19 +174,14 @@ class ForecastCache:
         windows: WindowBatch,
         horizons: Sequence[int],
         target: str,
-    ) -> list[Realised]:
-        """`realise`, from the MGET `ask_waiting` sent."""
+    ) -> tuple[list[Realised], list[bytes]]:
+        """`realise` from the MGET `ask_waiting` sent: the matches, and the commands that
+        record them, for `write(..., then=...)` to send with the run's transaction."""
         blobs: list[Reply] = []
         if waiting.keys:
             (found,) = self._receive(1)
             blobs = found if isinstance(found, list) else []
-        try:
-            return settle(self._request_raw, project, windows, horizons, target, waiting, blobs)
-        except RespError as exc:
-            raise _unavailable(self.settings, exc) from exc
-
-    def _request_raw(self, payload: bytes, count: int) -> list[Reply]:
-        return self.link.request(payload, count)
+        return settle(project, windows, horizons, target, waiting, blobs)
 
     def _send(self, payload: bytes) -> None:
         try:
@@ -196,9 +195,17 @@ class ForecastCache:
         except RespError as exc:
             raise _unavailable(self.settings, exc) from exc
 
-    def write(self, table: ForecastTable, run: ForecastRun, remember: bool = False) -> None:
+    def write(
+        self,
+        table: ForecastTable,
+        run: ForecastRun,
+        remember: bool = False,
+        then: Sequence[bytes] = (),
+    ) -> None:
         """Every cell (with its TTL) and the run summary, in one transaction; with
-        `remember`, the cells also wait for their observations there (forecast_realised)."""
+        `remember`, the cells also wait for their observations there (forecast_realised).
+        `then`: commands sent right after it in the same round trip (the realised error's
+        records, `realise_asked`), outside the transaction."""
         commands = [
             table.set_commands(),
             command_bytes(b"SET", run_key(run.project).encode(), run.encode()),
@@ -206,7 +213,11 @@ class ForecastCache:
         if remember:
             commands += waiting_commands(table)
         payload, expect = transaction(commands, len(table) + len(commands) - 1)
-        self._request(payload, len(table) + len(commands) + 1, expect)
+        replies = len(table) + len(commands) + 1
+        if not then:
+            self._request(payload, replies, expect)
+            return
+        self._request(payload + b"".join(then), replies + len(then), expect, replies)
 
     def realise(
         self, project: str, windows: WindowBatch, horizons: Sequence[int], target: str

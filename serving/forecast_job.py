@@ -254,10 +254,12 @@ class ForecastJob:
             round(time.perf_counter() - started, 4),
         )
         # Observations are the earlier forecasts' delayed labels: match them first.
-        realised = self.cache.realise_asked(
+        realised, recorded = self.cache.realise_asked(
             waiting, self.project, windows, run.horizons, model.target
         )
-        self.cache.write(table, run, remember=True)  # cells, summary and logs: one transaction
+        # Cells, summary and logs in one transaction; the realised error's records after it,
+        # in the same round trip.
+        self.cache.write(table, run, remember=True, then=recorded)
         return RunResult(run, table, skipped, realised)
 
 

@@ -129,22 +129,25 @@ def realise(
         (found,) = request(waiting.command, 1)
         assert isinstance(found, list)
         blobs = found
-    return settle(request, project, windows, horizons, target, waiting, blobs)
+    out, updates = settle(project, windows, horizons, target, waiting, blobs)
+    if updates:
+        request(b"".join(updates), len(updates))
+    return out
 
 
 def settle(
-    request: Request,
     project: str,
     windows: WindowBatch,
     horizons: Sequence[int],
     target: str,
     waiting: Waiting,
     blobs: Sequence[Reply],
-) -> list[Realised]:
-    """The matches of the waiting forecasts read (`blobs`, the MGET of `waiting.keys`):
-    errors added to the sums, the keys done deleted, the keys partly done rewritten."""
+) -> tuple[list[Realised], list[bytes]]:
+    """The matches of the waiting forecasts read (`blobs`, the MGET of `waiting.keys`), and
+    the commands that record them: errors added to the sums, the keys done deleted, the
+    keys partly done rewritten (the caller sends them, with its next commands)."""
     if not len(windows):
-        return [Realised(h, 0, 0.0, 0.0) for h in horizons]
+        return [Realised(h, 0, 0.0, 0.0) for h in horizons], []
     matcher = _Matcher(windows, target)
     sums = {h: [0.0, 0.0, 0.0] for h in horizons}  # matched, absolute and squared errors
     updates: list[bytes] = []
@@ -173,10 +176,7 @@ def settle(
             blob = waiting_blob([names[i] for i in left], values[left].tolist())
             updates.append(command_bytes(b"SET", key, blob, b"KEEPTTL"))
     out = [Realised(h, int(n), float(a), float(q)) for h, (n, a, q) in sums.items()]
-    updates += list(_sum_commands(project, out))
-    if updates:
-        request(b"".join(updates), len(updates))
-    return out
+    return out, updates + list(_sum_commands(project, out))
 
 
 class _Matcher:

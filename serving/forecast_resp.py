@@ -272,10 +272,13 @@ class RespLink(RedisTarget):
                 raise RespError(f"Redis refused the connection: {exc}") from exc
         return sock
 
-    def request(self, payload: bytes, count: int, expect: bytes | None = None) -> list[Reply]:
-        """The replies of the `count` commands in `payload`; [] when they are `expect`."""
+    def request(
+        self, payload: bytes, count: int, expect: bytes | None = None, expected: int | None = None
+    ) -> list[Reply]:
+        """The replies of the `count` commands in `payload`; [] when they are `expect`
+        (`receive` says what `expected` does)."""
         self.send(payload)
-        return self.receive(count, expect)
+        return self.receive(count, expect, expected)
 
     def send(self, payload: bytes) -> None:
         """Sends commands whose replies `receive` reads later: the job scores meanwhile.
@@ -292,12 +295,17 @@ class RespLink(RedisTarget):
             raise RespError(f"Redis did not take the commands: {type(exc).__name__}") from exc
         self._unread = True
 
-    def receive(self, count: int, expect: bytes | None = None) -> list[Reply]:
-        """The replies of the `count` commands sent last; [] when they are `expect`."""
+    def receive(
+        self, count: int, expect: bytes | None = None, expected: int | None = None
+    ) -> list[Reply]:
+        """The replies of the `count` commands sent last; [] when they are `expect`.
+
+        `expected`: how many of the first replies `expect` spells out, when fewer than
+        `count`; then only the replies after those are parsed and returned."""
         if self._sock is None or not self._unread:
             raise RespError("no commands are waiting for their replies")
         try:
-            replies = self._replies(self._sock, count, expect)
+            replies = self._replies(self._sock, count, expect, expected)
         except RespError:
             raise
         except (OSError, ValueError) as exc:  # reset, timed out; an unreadable reply
@@ -313,15 +321,19 @@ class RespLink(RedisTarget):
         sock.sendall(payload)
         return self._replies(sock, count, expect)
 
-    def _replies(self, sock: socket.socket, count: int, expect: bytes | None) -> list[Reply]:
+    def _replies(
+        self, sock: socket.socket, count: int, expect: bytes | None, expected: int | None = None
+    ) -> list[Reply]:
         buffer = bytearray()
+        at = 0
         if expect is not None:
             while len(buffer) < len(expect) and expect.startswith(buffer):
                 buffer += self._receive(sock)
-            if buffer == expect:
+            if buffer == expect and expected is None:
                 return []
+            if expected is not None and buffer.startswith(expect):
+                at, count = len(expect), count - expected  # parse what follows only
         replies: list[Reply | RespError] = []
-        at = 0
         while len(replies) < count:
             parsed = parse_reply(buffer, at)
             if parsed is None:

@@ -35,6 +35,7 @@ from serving.forecast_history import (
     windows,
 )
 from serving.forecast_realised import Realised, waiting_blob
+from serving.forecast_resp import command_bytes
 from serving.forecast_table import ForecastTable
 from serving.settings import ForecastSettings
 from tests.support.redis_server import client_of, redis_server
@@ -237,8 +238,16 @@ def test_cache_writes_one_transaction_with_ttl_and_refuses_a_wrong_password(
         both = ForecastTable(
             "bikeshare", "4", (1, 24), ["dc"], np.array([T0]), np.array([[1.0, 2.0]]), T0, 60
         )
-        cache.write(both, two)
+        # With commands sent after the transaction in the same round trip (the realised
+        # error's records): both land, and an error among them is raised.
+        more = [command_bytes(b"HINCRBY", b"sums", b"n", b"2")] * 2
+        cache.write(both, two, then=more)
         assert cache.read("bikeshare", "dc", [1, 24]) == [value for _, value in both.cells()]
+        assert client.hget("sums", "n") == b"4"
+        with pytest.raises(CacheUnavailableError):
+            cache.write(both, two, then=[command_bytes(b"HINCRBY", b"sums", b"n", b"x")])
+        cache.write(both, two, then=more)  # the link is still in step
+        assert client.hget("sums", "n") == b"8"
 
         wrong = ForecastCache(settings.model_copy(update={"redis_password": "wrong"}), lean=lean)
         with pytest.raises(CacheUnavailableError, match="unavailable"):
