@@ -12,6 +12,7 @@ with Retry-After at the read endpoint, a non-zero exit of the job.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -79,6 +80,15 @@ def transaction(commands: Sequence[bytes], count: int) -> tuple[bytes, bytes]:
     return payload, expect
 
 
+@dataclass(frozen=True)
+class Sent:
+    """Commands sent whose replies are still to be read: how many, and what success is."""
+
+    count: int
+    expect: bytes
+    expected: int | None  # replies `expect` covers, when commands follow the transaction
+
+
 class RedisPyLink:
     """`RespLink.request` over a redis-py connection, for the URLs RespLink does not speak
     (TLS, a Unix socket): the same packed commands, their replies read one by one."""
@@ -113,11 +123,13 @@ class RedisPyLink:
         """Kept for `receive`: redis-py sends and reads in one go (no overlap here)."""
         self._sent = payload
 
-    def receive(self, count: int, expect: bytes | None = None) -> list[Reply]:
+    def receive(
+        self, count: int, expect: bytes | None = None, expected: int | None = None
+    ) -> list[Reply]:
         payload, self._sent = self._sent, b""
         if not payload:
             raise RespError("no commands are waiting for their replies")
-        return self.request(payload, count, expect)
+        return self.request(payload, count, expect, expected)
 
     def close(self) -> None:
         """Nothing of its own: the redis-py client holds the connections."""
@@ -189,9 +201,11 @@ class ForecastCache:
         except RespError as exc:
             raise _unavailable(self.settings, exc) from exc
 
-    def _receive(self, count: int, expect: bytes | None = None) -> list[Reply]:
+    def _receive(
+        self, count: int, expect: bytes | None = None, expected: int | None = None
+    ) -> list[Reply]:
         try:
-            return self.link.receive(count, expect)
+            return self.link.receive(count, expect, expected)
         except RespError as exc:
             raise _unavailable(self.settings, exc) from exc
 
@@ -206,6 +220,16 @@ class ForecastCache:
         `remember`, the cells also wait for their observations there (forecast_realised).
         `then`: commands sent right after it in the same round trip (the realised error's
         records, `realise_asked`), outside the transaction."""
+        self.write_reply(self.write_send(table, run, remember, then))
+
+    def write_send(
+        self,
+        table: ForecastTable,
+        run: ForecastRun,
+        remember: bool = False,
+        then: Sequence[bytes] = (),
+    ) -> Sent:
+        """`write`'s commands, sent; `write_reply` reads how Redis took them."""
         commands = [
             table.set_commands(),
             command_bytes(b"SET", run_key(run.project).encode(), run.encode()),
@@ -214,10 +238,12 @@ class ForecastCache:
             commands += waiting_commands(table)
         payload, expect = transaction(commands, len(table) + len(commands) - 1)
         replies = len(table) + len(commands) + 1
-        if not then:
-            self._request(payload, replies, expect)
-            return
-        self._request(payload + b"".join(then), replies + len(then), expect, replies)
+        self._send(payload + b"".join(then))
+        return Sent(replies + len(then), expect, replies if then else None)
+
+    def write_reply(self, sent: Sent) -> None:
+        """Raises CacheUnavailableError unless Redis took every command `write_send` sent."""
+        self._receive(sent.count, sent.expect, sent.expected)
 
     def realise(
         self, project: str, windows: WindowBatch, horizons: Sequence[int], target: str

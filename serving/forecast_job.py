@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from prometheus_client import CollectorRegistry
 
 from castml.errors import CastmlError
 from castml.protocol.forecast_record import ForecastRecord, ForecastRun
@@ -59,7 +60,7 @@ from serving.forecast_history import (
     WindowBatch,
     window_batch,
 )
-from serving.forecast_metrics import write_job_metrics
+from serving.forecast_metrics import job_metrics, publish, write_job_metrics
 from serving.forecast_realised import Realised
 from serving.forecast_table import ForecastTable
 from serving.forecast_tail import ObservationTail
@@ -180,11 +181,11 @@ class ForecastJob:
         """
         started = time.perf_counter()
         try:
-            result = self._run(now)
+            result, metrics = self._run(now)
         except CastmlError as exc:
             write_job_metrics(self.settings.metrics_dir, self.project, None, failure(exc))
             raise
-        write_job_metrics(self.settings.metrics_dir, self.project, result, None)
+        publish(self.settings.metrics_dir, self.project, metrics)
         log.warning(
             "forecast job: %s version %s: %d series forecast at %s h, %d skipped, %.2f s",
             self.project,
@@ -196,7 +197,8 @@ class ForecastJob:
         )
         return result
 
-    def _run(self, now: float | None) -> RunResult:
+    def _run(self, now: float | None) -> tuple[RunResult, CollectorRegistry]:
+        """The run's result, and its metrics (built while Redis runs the transaction)."""
         assert self.cache is not None
         started = time.perf_counter()
         # A PING now, its answer read before anything is scored (a run that cannot write
@@ -258,9 +260,12 @@ class ForecastJob:
             waiting, self.project, windows, run.horizons, model.target
         )
         # Cells, summary and logs in one transaction; the realised error's records after it,
-        # in the same round trip.
-        self.cache.write(table, run, remember=True, then=recorded)
-        return RunResult(run, table, skipped, realised)
+        # in the same round trip. The metrics are built while Redis runs them.
+        sent = self.cache.write_send(table, run, remember=True, then=recorded)
+        result = RunResult(run, table, skipped, realised)
+        metrics = job_metrics(self.settings.metrics_dir, self.project, result, None)
+        self.cache.write_reply(sent)
+        return result, metrics
 
 
 def make_table(

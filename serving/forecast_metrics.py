@@ -48,6 +48,20 @@ def write_job_metrics(
     directory: Path, project: str, result: RunResult | None, failure: str | None
 ) -> None:
     """One run's outcome as gauges; `failure` names why a run failed (None: it succeeded)."""
+    publish(directory, project, job_metrics(directory, project, result, failure))
+
+
+def publish(directory: Path, project: str, registry: CollectorRegistry) -> None:
+    """The run's gauges into the textfile, atomically (a temp file renamed into place)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(textfile(directory, project)), registry)
+
+
+def job_metrics(
+    directory: Path, project: str, result: RunResult | None, failure: str | None
+) -> CollectorRegistry:
+    """`write_job_metrics`'s gauges, not written yet (the job builds them while Redis
+    runs its transaction, and publishes them once Redis has taken it)."""
     registry = CollectorRegistry()
     path = textfile(directory, project)
     now = time.time()
@@ -124,8 +138,7 @@ def write_job_metrics(
             ["project", "version"],
             registry=registry,
         ).labels(project, run.model_version).set(1)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry)  # a temp file renamed into place
+    return registry
 
 
 class ForecastApiMetrics(ServerMetrics):
