@@ -78,6 +78,10 @@ def parse_reply(buffer: bytearray | bytes, at: int) -> tuple[Reply | RespError, 
             return None, after
         items: list[Any] = []
         for _ in range(count):
+            if buffer.startswith(b"$-1\r\n", after):  # a missing key (most of an MGET)
+                items.append(None)
+                after += 5
+                continue
             parsed = parse_reply(buffer, after)
             if parsed is None:
                 return None
@@ -370,7 +374,8 @@ def _first_error(reply: Reply | RespError) -> RespError | None:
         return reply
     if isinstance(reply, list):
         for item in reply:
-            error = _first_error(item)
-            if error is not None:
-                return error
+            if isinstance(item, RespError | list):  # no call for a plain value
+                error = _first_error(item)
+                if error is not None:
+                    return error
     return None

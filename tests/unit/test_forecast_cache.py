@@ -203,6 +203,9 @@ def test_a_tables_cells_are_its_records_encoded() -> None:
     records = table.records()
     cells = list(table.cells())
     assert len(records) == len(cells) == len(table) == 6
+    packed = b"".join(command_bytes(b"SET", k, v, b"EX", b"900") for k, v in cells)
+    assert table.set_commands() == packed
+    assert table.set_commands() == packed  # again, from the kept cell heads
     for one, (key, value) in zip(records, cells, strict=True):
         assert key == one.key.encode() and value == one.encode()
         body = orjson.loads(value)
