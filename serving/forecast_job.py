@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from prometheus_client import CollectorRegistry
 
 from castml.errors import CastmlError
 from castml.protocol.forecast_record import ForecastRecord, ForecastRun
@@ -60,7 +59,14 @@ from serving.forecast_history import (
     WindowBatch,
     window_batch,
 )
-from serving.forecast_metrics import job_metrics, publish, write_job_metrics
+from serving.forecast_metrics import (
+    Staged,
+    discard,
+    job_metrics,
+    publish,
+    stage,
+    write_job_metrics,
+)
 from serving.forecast_realised import Realised
 from serving.forecast_table import ForecastTable
 from serving.forecast_tail import ObservationTail
@@ -185,7 +191,7 @@ class ForecastJob:
         except CastmlError as exc:
             write_job_metrics(self.settings.metrics_dir, self.project, None, failure(exc))
             raise
-        publish(self.settings.metrics_dir, self.project, metrics)
+        publish(metrics)
         log.warning(
             "forecast job: %s version %s: %d series forecast at %s h, %d skipped, %.2f s",
             self.project,
@@ -197,8 +203,9 @@ class ForecastJob:
         )
         return result
 
-    def _run(self, now: float | None) -> tuple[RunResult, CollectorRegistry]:
-        """The run's result, and its metrics (built while Redis runs the transaction)."""
+    def _run(self, now: float | None) -> tuple[RunResult, Staged]:
+        """The run's result, and its metrics' textfile (staged while Redis runs the
+        transaction; renamed into place once it has)."""
         assert self.cache is not None
         started = time.perf_counter()
         # A PING now, its answer read before anything is scored (a run that cannot write
@@ -260,12 +267,17 @@ class ForecastJob:
             waiting, self.project, windows, run.horizons, model.target
         )
         # Cells, summary and logs in one transaction; the realised error's records after it,
-        # in the same round trip. The metrics are built while Redis runs them.
+        # in the same round trip. The metrics' textfile is staged while Redis runs them.
         sent = self.cache.write_send(table, run, remember=True, then=recorded)
         result = RunResult(run, table, skipped, realised)
-        metrics = job_metrics(self.settings.metrics_dir, self.project, result, None)
-        self.cache.write_reply(sent)
-        return result, metrics
+        directory = self.settings.metrics_dir
+        staged = stage(directory, self.project, job_metrics(directory, self.project, result, None))
+        try:
+            self.cache.write_reply(sent)
+        except BaseException:
+            discard(staged)
+            raise
+        return result, staged
 
 
 def make_table(

@@ -10,13 +10,16 @@ cluster without a shared volume still sees the job (a failed run shows as a stal
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
 from collections import Counter as Tally
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from serving.forecast_history import SKIP_REASONS
 from serving.metrics import ServerMetrics
@@ -48,13 +51,35 @@ def write_job_metrics(
     directory: Path, project: str, result: RunResult | None, failure: str | None
 ) -> None:
     """One run's outcome as gauges; `failure` names why a run failed (None: it succeeded)."""
-    publish(directory, project, job_metrics(directory, project, result, failure))
+    publish(stage(directory, project, job_metrics(directory, project, result, failure)))
 
 
-def publish(directory: Path, project: str, registry: CollectorRegistry) -> None:
-    """The run's gauges into the textfile, atomically (a temp file renamed into place)."""
+@dataclass(frozen=True)
+class Staged:
+    """A run's textfile written beside its place (a dot-name the textfile collector
+    skips), not renamed into it yet."""
+
+    temp: Path
+    path: Path
+
+
+def stage(directory: Path, project: str, registry: CollectorRegistry) -> Staged:
+    """The gauges written to a temp file: the job does it while Redis runs its
+    transaction, and `publish`es (or `discard`s) once Redis has answered."""
     directory.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(textfile(directory, project)), registry)
+    path = textfile(directory, project)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_bytes(generate_latest(registry))
+    return Staged(temp, path)
+
+
+def publish(staged: Staged) -> None:
+    """The staged file renamed into place: a reader sees the old file or the new, whole."""
+    os.replace(staged.temp, staged.path)
+
+
+def discard(staged: Staged) -> None:
+    staged.temp.unlink(missing_ok=True)
 
 
 def job_metrics(
