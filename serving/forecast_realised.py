@@ -86,9 +86,12 @@ def due_targets(windows: WindowBatch) -> list[int]:
     forecasts this run can match, or find fallen out of their window."""
     step = windows.step_ms // 1000
     starts, ends = windows.start_ms // 1000, windows.end_ms // 1000
+    phases = starts % step
+    if (phases == phases[0]).all():  # every series on the same minute of the hour
+        return list(range(int(starts.min()), int(ends.max()) + 1, step))
     out: set[int] = set()
-    for phase in np.unique(starts % step).tolist():  # series on another minute of the hour
-        same = starts % step == phase
+    for phase in np.unique(phases).tolist():  # series on another minute of the hour
+        same = phases == phase
         out.update(range(int(starts[same].min()), int(ends[same].max()) + 1, step))
     return sorted(out)
 
