@@ -309,7 +309,7 @@ def _window_mean(values: Floats, origins: Ints, newest: int, window: int) -> Flo
     block = values[ends[:, None] - np.arange(window)[::-1]]
     total = block.sum(axis=1)
     if not np.isnan(total).any():  # every slot present: the same sums, no masking
-        return total / window
+        return np.asarray(total / window, dtype=np.float64)
     present = ~np.isnan(block)
     count = present.sum(axis=1)
     total = np.where(present, block, 0.0).sum(axis=1)
