@@ -192,7 +192,10 @@ class ForecastCache:
         blobs: list[Reply] = []
         if waiting.keys:
             (found,) = self._receive(1)
-            blobs = found if isinstance(found, list) else []
+            if not isinstance(found, list) or len(found) != len(waiting.keys):
+                what = RespError(f"MGET of {len(waiting.keys)} keys answered {found!r:.80}")
+                raise _unavailable(self.settings, what)
+            blobs = found
         return settle(project, windows, horizons, target, waiting, blobs)
 
     def _send(self, payload: bytes) -> None:
