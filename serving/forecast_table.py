@@ -76,10 +76,10 @@ class ForecastTable:
         afters: dict[bytes, list[bytes]] = {}
         out: list[bytes] = []
         append = out.append
-        for name, series_json, end, target, row in self._rows():
+        for name, end, target, row in self._rows():
             cell = heads.get(name)
-            if cell is None:
-                cell = heads[name] = _cell_heads(prefix, name, series_json, self.horizons, opening)
+            if cell is None:  # a series not seen by an earlier run: its heads, kept
+                cell = heads[name] = _cell_heads(prefix, name, self.horizons, opening)
             after = afters.get(end)
             if after is None:
                 after = afters[end] = [
@@ -93,9 +93,9 @@ class ForecastTable:
     def _key_prefix(self) -> bytes:
         return forecast_key(self.project, "", 0)[:-2].encode()  # b"forecast:<project>:"
 
-    def _rows(self) -> Iterator[tuple[bytes, bytes, bytes, dict[int, bytes], list[bytes]]]:
-        """Per series: its name, its JSON, its window end's ISO bytes, its target times'
-        by horizon, and its values as JSON number texts (one per horizon)."""
+    def _rows(self) -> Iterator[tuple[str, bytes, dict[int, bytes], list[bytes]]]:
+        """Per series: its name, its window end's ISO bytes, its target times' by
+        horizon, and its values as JSON number texts (one per horizon)."""
         ends = self.window_end.tolist()
         end_iso = {end: iso(end).encode() for end in set(ends)}
         targets = {
@@ -108,15 +108,16 @@ class ForecastTable:
         width = len(self.horizons)
         for i, (name, end) in enumerate(zip(self.series, ends, strict=True)):
             row = texts[i * width : (i + 1) * width]
-            yield name.encode(), orjson.dumps(name), end_iso[end], targets[end], row
+            yield name, end_iso[end], targets[end], row
 
     def _parts(self) -> Iterator[tuple[bytes, bytes, int]]:
         template = record_template(self.project, self.version, self.made_at, self.ttl_s)
         prefix = self._key_prefix()
-        for name, series_json, end, target, row in self._rows():
+        for name, end, target, row in self._rows():
+            series_json = orjson.dumps(name)
             for horizon, text in zip(self.horizons, row, strict=True):
                 value = template % (series_json, horizon, text, end, target[horizon])
-                yield prefix + name + b":%d" % horizon, value, horizon
+                yield prefix + name.encode() + b":%d" % horizon, value, horizon
 
     def by_target(self) -> Iterator[tuple[int, int, list[str], list[float]]]:
         """(horizon, target epoch seconds, series, values): the cells grouped as they wait
@@ -148,13 +149,13 @@ def _record_pieces(template: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes, 
     return c0, c1, c2, c3, c4, marked
 
 
-_HEADS: dict[tuple[bytes, tuple[bytes, ...], tuple[int, ...]], dict[bytes, list[Head]]] = {}
+_HEADS: dict[tuple[bytes, tuple[bytes, ...], tuple[int, ...]], dict[str, list[Head]]] = {}
 Head = tuple[bytes, bytes]
 
 
 def _heads_of(
     prefix: bytes, opening: tuple[bytes, ...], horizons: tuple[int, ...]
-) -> dict[bytes, list[Head]]:
+) -> dict[str, list[Head]]:
     """The kept cell heads of one project's keys and records (series name -> its cells'),
     the same run after run: a run only joins its values to them (at most 16 projects and
     100,000 series are kept)."""
@@ -168,16 +169,13 @@ def _heads_of(
 
 
 def _cell_heads(
-    prefix: bytes,
-    name: bytes,
-    series_json: bytes,
-    horizons: tuple[int, ...],
-    opening: tuple[bytes, ...],
+    prefix: bytes, name: str, horizons: tuple[int, ...], opening: tuple[bytes, ...]
 ) -> list[Head]:
     """Per horizon: a cell's `SET` up to its value's length, and its record up to its value."""
+    series_json = orjson.dumps(name)
     out: list[Head] = []
     for horizon in horizons:
-        key = prefix + name + b":%d" % horizon
+        key = prefix + name.encode() + b":%d" % horizon
         head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$" % (len(key), key)
         out.append((head, opening[0] + series_json + opening[1] + b"%d" % horizon + opening[2]))
     return out
